@@ -1,0 +1,528 @@
+//! The authentication use cases: sign up, log in, refresh, log out,
+//! authenticate a bearer token, and manage one's sessions.
+
+use std::sync::Arc;
+
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::password::{HashError, Password, PasswordHasher, PasswordPolicy, PasswordRejection};
+use crate::session::{
+    ClientInfo, RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome,
+    SecretGenerator, Session, SessionId, SessionPolicy, SessionRepository,
+};
+use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
+use crate::user::{Email, InsertUserError, User, UserId, UserRepository};
+
+/// Infrastructure failures as every use case reports them.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Password hashing is saturated: retry later.
+    #[error("overloaded")]
+    Overloaded { retry_after_secs: u64 },
+    /// Storage is unreachable: retry later.
+    #[error("storage unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    #[error(transparent)]
+    Unexpected(anyhow::Error),
+}
+
+impl From<StoreError> for Failure {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => Self::Unavailable(source),
+            StoreError::Unexpected(source) => Self::Unexpected(source.0),
+        }
+    }
+}
+
+impl From<HashError> for Failure {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Overloaded { retry_after_secs } => Self::Overloaded { retry_after_secs },
+            HashError::Unexpected(source) => Self::Unexpected(source.0),
+        }
+    }
+}
+
+impl From<crate::Unexpected> for Failure {
+    fn from(error: crate::Unexpected) -> Self {
+        Self::Unexpected(error.0)
+    }
+}
+
+/// Why a sign-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignUpError {
+    #[error("password rejected: {0}")]
+    WeakPassword(#[from] PasswordRejection),
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+/// Why a log-in failed. One variant for every credential problem, on purpose.
+#[derive(Debug, thiserror::Error)]
+pub enum LogInError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+/// Why a refresh failed. Both refusals get the same `invalid_grant` answer;
+/// the distinction exists for the audit trail.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// Unknown, malformed, expired or revoked token.
+    #[error("invalid refresh token")]
+    InvalidGrant,
+    /// A rotated token presented after the grace interval: the session is now revoked.
+    #[error("refresh token reused; session revoked")]
+    Reused { session_id: SessionId, user_id: UserId },
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+/// Why a session could not be revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeSessionError {
+    /// No active session with that id belongs to the caller.
+    #[error("session not found")]
+    NotFound,
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+/// Which sessions a logout ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogoutScope {
+    /// The session of the presented access token.
+    #[default]
+    This,
+    /// Every session of the user.
+    All,
+    /// Every session but the current one.
+    Others,
+}
+
+/// The authenticated caller, from a verified access token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub session_id: SessionId,
+    pub expires_at: OffsetDateTime,
+}
+
+/// What sign-up, log-in and refresh hand back.
+#[derive(Debug, Clone)]
+pub struct TokenPair {
+    pub access_token: AccessToken,
+    pub access_expires_at: OffsetDateTime,
+    pub refresh_token: RefreshToken,
+    pub refresh_expires_at: OffsetDateTime,
+    pub session_id: SessionId,
+    pub user: User,
+    pub issued_at: OffsetDateTime,
+}
+
+/// The ports `AuthService` needs.
+#[derive(Clone)]
+pub struct AuthPorts {
+    pub users: Arc<dyn UserRepository>,
+    pub sessions: Arc<dyn SessionRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub issuer: Arc<dyn TokenIssuer>,
+    pub verifier: Arc<dyn TokenVerifier>,
+    pub revocations: Arc<dyn RevocationCache>,
+    pub secrets: Arc<dyn SecretGenerator>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The authentication use cases.
+#[derive(Clone)]
+pub struct AuthService {
+    ports: AuthPorts,
+    policy: PasswordPolicy,
+    sessions: SessionPolicy,
+}
+
+impl AuthService {
+    /// Builds the service.
+    pub fn new(ports: AuthPorts, policy: PasswordPolicy, sessions: SessionPolicy) -> Self {
+        Self {
+            ports,
+            policy,
+            sessions,
+        }
+    }
+
+    /// The session lifetimes in force.
+    pub fn session_policy(&self) -> &SessionPolicy {
+        &self.sessions
+    }
+
+    /// Creates an account and opens its first session.
+    ///
+    /// # Errors
+    /// `WeakPassword` with the reason, `EmailTaken`, or a `Failure`.
+    #[tracing::instrument(name = "auth.sign_up", skip_all, fields(outcome))]
+    pub async fn sign_up(
+        &self,
+        email: Email,
+        password: Password,
+        client: ClientInfo,
+    ) -> Result<TokenPair, SignUpError> {
+        let result = self.sign_up_inner(email, password, client).await;
+        record_outcome(match &result {
+            Ok(_) => "success",
+            Err(SignUpError::WeakPassword(_)) => "weak_password",
+            Err(SignUpError::EmailTaken) => "email_taken",
+            Err(SignUpError::Failure(_)) => "error",
+        });
+        result
+    }
+
+    async fn sign_up_inner(
+        &self,
+        email: Email,
+        password: Password,
+        client: ClientInfo,
+    ) -> Result<TokenPair, SignUpError> {
+        self.policy.check(&password, &email)?;
+        let password_hash = self.ports.hasher.hash(&password).await.map_err(Failure::from)?;
+        let now = self.ports.clock.now();
+        let user = User {
+            id: UserId::new(),
+            email,
+            password_hash,
+            created_at: now,
+            updated_at: now,
+        };
+        match self.ports.users.insert(&user).await {
+            Ok(()) => {}
+            Err(InsertUserError::EmailTaken) => return Err(SignUpError::EmailTaken),
+            Err(InsertUserError::Store(error)) => return Err(Failure::from(error).into()),
+        }
+        Ok(self.open_session(user, now, client).await?)
+    }
+
+    /// Verifies credentials and opens a session.
+    ///
+    /// An unknown email pays for a full verification against a dummy hash, so
+    /// every failure costs the same and answers the same.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for any credential problem, or a `Failure`.
+    #[tracing::instrument(name = "auth.log_in", skip_all, fields(outcome))]
+    pub async fn log_in(
+        &self,
+        email: Email,
+        password: Password,
+        client: ClientInfo,
+    ) -> Result<TokenPair, LogInError> {
+        let result = self.log_in_inner(email, password, client).await;
+        record_outcome(match &result {
+            Ok(_) => "success",
+            Err(LogInError::InvalidCredentials) => "invalid_credentials",
+            Err(LogInError::Failure(_)) => "error",
+        });
+        result
+    }
+
+    async fn log_in_inner(
+        &self,
+        email: Email,
+        password: Password,
+        client: ClientInfo,
+    ) -> Result<TokenPair, LogInError> {
+        let Some(user) = self.ports.users.find_by_email(&email).await.map_err(Failure::from)? else {
+            self.ports.hasher.verify_dummy(&password).await.map_err(Failure::from)?;
+            return Err(LogInError::InvalidCredentials);
+        };
+        let verification = self
+            .ports
+            .hasher
+            .verify(&password, &user.password_hash)
+            .await
+            .map_err(Failure::from)?;
+        if !verification.matches {
+            return Err(LogInError::InvalidCredentials);
+        }
+        let now = self.ports.clock.now();
+        let user = if verification.needs_rehash {
+            self.upgrade_hash(user, &password, now).await
+        } else {
+            user
+        };
+        Ok(self.open_session(user, now, client).await?)
+    }
+
+    /// Replaces an outdated hash; a failure here must not fail the log-in.
+    async fn upgrade_hash(&self, mut user: User, password: &Password, now: OffsetDateTime) -> User {
+        match self.ports.hasher.hash(password).await {
+            Ok(hash) => match self.ports.users.update_password_hash(user.id, &hash, now).await {
+                Ok(()) => {
+                    user.password_hash = hash;
+                    user.updated_at = now;
+                }
+                Err(error) => tracing::warn!(error = %error, "could not store upgraded password hash"),
+            },
+            Err(error) => tracing::warn!(error = %error, "could not rehash password"),
+        }
+        user
+    }
+
+    /// Exchanges a refresh token for a new pair, rotating it.
+    ///
+    /// # Errors
+    /// `InvalidGrant`, `Reused` (the session has been revoked), or a `Failure`.
+    #[tracing::instrument(name = "auth.refresh", skip_all, fields(outcome))]
+    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
+        let result = self.refresh_inner(presented).await;
+        record_outcome(match &result {
+            Ok(_) => "success",
+            Err(RefreshError::InvalidGrant) => "invalid_grant",
+            Err(RefreshError::Reused { .. }) => "reuse_detected",
+            Err(RefreshError::Failure(_)) => "error",
+        });
+        result
+    }
+
+    async fn refresh_inner(&self, presented: &str) -> Result<TokenPair, RefreshError> {
+        let token = RefreshToken::parse(presented).map_err(|_| RefreshError::InvalidGrant)?;
+        let hash = self.ports.secrets.digest(&token);
+        let Some((record, session)) = self
+            .ports
+            .sessions
+            .find_by_refresh_token(&hash)
+            .await
+            .map_err(Failure::from)?
+        else {
+            return Err(RefreshError::InvalidGrant);
+        };
+        let now = self.ports.clock.now();
+        if !session.is_active(now) {
+            return Err(RefreshError::InvalidGrant);
+        }
+        let next = self.ports.secrets.refresh_token();
+        let next_hash = self.ports.secrets.digest(&next);
+        let idle = session.next_idle_expiry(now, &self.sessions);
+
+        let rotated_at = match record.rotated_at {
+            Some(at) => Some(at),
+            None => {
+                match self
+                    .ports
+                    .sessions
+                    .rotate(session.id, &hash, &next_hash, now, idle)
+                    .await
+                    .map_err(Failure::from)?
+                {
+                    RotateOutcome::Rotated => None,
+                    // Lost a race with a concurrent refresh of the same token: that
+                    // rotation happened just now, so the grace interval applies.
+                    RotateOutcome::AlreadyRotated => Some(now),
+                    RotateOutcome::SessionInactive => return Err(RefreshError::InvalidGrant),
+                }
+            }
+        };
+        if let Some(rotated_at) = rotated_at {
+            if now - rotated_at > self.sessions.reuse_grace {
+                return Err(self.revoke_for_reuse(&session, now).await);
+            }
+            let added = self
+                .ports
+                .sessions
+                .add_token(session.id, &next_hash, now, idle)
+                .await
+                .map_err(Failure::from)?;
+            if !added {
+                return Err(RefreshError::InvalidGrant);
+            }
+        }
+        let mut session = session;
+        session.last_used_at = now;
+        session.idle_expires_at = idle;
+        let user = self
+            .ports
+            .users
+            .find_by_id(session.user_id)
+            .await
+            .map_err(Failure::from)?
+            .ok_or(RefreshError::InvalidGrant)?;
+        Ok(self.pair_for(user, &session, next, now)?)
+    }
+
+    async fn revoke_for_reuse(&self, session: &Session, now: OffsetDateTime) -> RefreshError {
+        tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse detected; revoking session");
+        match self
+            .ports
+            .sessions
+            .revoke(session.user_id, session.id, now, RevokeReason::RefreshTokenReuse)
+            .await
+        {
+            Ok(_) => {
+                self.ports.revocations.record(Revocation {
+                    session_id: session.id,
+                    revoked_at: now,
+                });
+                RefreshError::Reused {
+                    session_id: session.id,
+                    user_id: session.user_id,
+                }
+            }
+            Err(error) => RefreshError::Failure(error.into()),
+        }
+    }
+
+    /// Checks a bearer token: signature, claims, and that its session is not revoked.
+    /// No storage round trip.
+    ///
+    /// # Errors
+    /// The reason the token is refused.
+    pub fn authenticate(&self, bearer: &str) -> Result<Principal, TokenRejection> {
+        let claims = self.ports.verifier.verify(bearer, self.ports.clock.now())?;
+        if self.ports.revocations.is_revoked(claims.session_id) {
+            return Err(TokenRejection::Revoked);
+        }
+        Ok(Principal {
+            user_id: claims.user_id,
+            session_id: claims.session_id,
+            expires_at: claims.expires_at,
+        })
+    }
+
+    /// Ends sessions of the caller; their refresh and access tokens stop working.
+    ///
+    /// # Errors
+    /// A `Failure` only.
+    #[tracing::instrument(name = "auth.log_out", skip_all, fields(outcome))]
+    pub async fn log_out(&self, caller: &Principal, scope: LogoutScope) -> Result<Vec<SessionId>, Failure> {
+        let now = self.ports.clock.now();
+        let revoked = match scope {
+            LogoutScope::This => {
+                let changed = self
+                    .ports
+                    .sessions
+                    .revoke(caller.user_id, caller.session_id, now, RevokeReason::Logout)
+                    .await?;
+                if changed { vec![caller.session_id] } else { Vec::new() }
+            }
+            LogoutScope::All => {
+                self.ports
+                    .sessions
+                    .revoke_all(caller.user_id, None, now, RevokeReason::LogoutAll)
+                    .await?
+            }
+            LogoutScope::Others => {
+                self.ports
+                    .sessions
+                    .revoke_all(caller.user_id, Some(caller.session_id), now, RevokeReason::LogoutOthers)
+                    .await?
+            }
+        };
+        for session_id in &revoked {
+            self.ports.revocations.record(Revocation {
+                session_id: *session_id,
+                revoked_at: now,
+            });
+        }
+        // The caller's own session is dead to this instance even if another
+        // request revoked it first.
+        if scope != LogoutScope::Others {
+            self.ports.revocations.record(Revocation {
+                session_id: caller.session_id,
+                revoked_at: now,
+            });
+        }
+        record_outcome("success");
+        Ok(revoked)
+    }
+
+    /// The caller's profile.
+    ///
+    /// # Errors
+    /// `None` when the user no longer exists; a `Failure` on storage errors.
+    pub async fn me(&self, caller: &Principal) -> Result<Option<User>, Failure> {
+        Ok(self.ports.users.find_by_id(caller.user_id).await?)
+    }
+
+    /// The caller's active sessions, newest first.
+    ///
+    /// # Errors
+    /// A `Failure` only.
+    pub async fn sessions(&self, caller: &Principal) -> Result<Vec<Session>, Failure> {
+        let now = self.ports.clock.now();
+        Ok(self.ports.sessions.list_active(caller.user_id, now).await?)
+    }
+
+    /// Revokes one of the caller's own sessions.
+    ///
+    /// # Errors
+    /// `NotFound` for an id that is not an active session of the caller.
+    pub async fn revoke_session(&self, caller: &Principal, session: SessionId) -> Result<(), RevokeSessionError> {
+        let now = self.ports.clock.now();
+        let changed = self
+            .ports
+            .sessions
+            .revoke(caller.user_id, session, now, RevokeReason::RevokedByUser)
+            .await
+            .map_err(Failure::from)?;
+        if !changed {
+            return Err(RevokeSessionError::NotFound);
+        }
+        self.ports.revocations.record(Revocation {
+            session_id: session,
+            revoked_at: now,
+        });
+        Ok(())
+    }
+
+    async fn open_session(&self, user: User, now: OffsetDateTime, client: ClientInfo) -> Result<TokenPair, Failure> {
+        let session = Session::open(user.id, now, &self.sessions, client);
+        let refresh = self.ports.secrets.refresh_token();
+        let hash = self.ports.secrets.digest(&refresh);
+        self.ports.sessions.create(&session, &hash).await?;
+        self.pair_for(user, &session, refresh, now)
+    }
+
+    fn pair_for(
+        &self,
+        user: User,
+        session: &Session,
+        refresh_token: RefreshToken,
+        now: OffsetDateTime,
+    ) -> Result<TokenPair, Failure> {
+        // An access token never outlives its session.
+        let expires_at = (now + self.sessions.access_ttl).min(session.absolute_expires_at);
+        let claims = AccessClaims {
+            user_id: user.id,
+            session_id: session.id,
+            token_id: Uuid::new_v4(),
+            issued_at: now,
+            not_before: now,
+            expires_at,
+        };
+        let access_token = self.ports.issuer.issue(&claims)?;
+        Ok(TokenPair {
+            access_token,
+            access_expires_at: expires_at,
+            refresh_token,
+            refresh_expires_at: session.refresh_expires_at(),
+            session_id: session.id,
+            user,
+            issued_at: now,
+        })
+    }
+}
+
+fn record_outcome(outcome: &'static str) {
+    tracing::Span::current().record("outcome", outcome);
+}
+
+#[cfg(test)]
+mod tests;

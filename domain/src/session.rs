@@ -1,0 +1,434 @@
+//! Sessions and refresh tokens: one session is one refresh-token family.
+//!
+//! Only hashes of refresh tokens are stored. A rotated token presented again
+//! within the grace interval yields another live token of the same session
+//! (two browser tabs refreshing at once); after it, the whole session is revoked.
+
+use std::fmt;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::user::UserId;
+
+/// A session's stable identifier (the `sid` claim).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(Uuid);
+
+impl SessionId {
+    /// A new, time-ordered identifier.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+    /// Wraps an identifier read back from storage or a verified token.
+    pub fn from_uuid(id: Uuid) -> Self {
+        Self(id)
+    }
+    /// The underlying UUID.
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({})", self.0)
+    }
+}
+
+/// An opaque refresh token: 256 random bits, base64url without padding.
+/// Never logged; only its [`TokenHash`] is stored.
+#[derive(Clone)]
+pub struct RefreshToken(SecretString);
+
+impl RefreshToken {
+    /// Encoded length of 32 bytes in unpadded base64url.
+    pub const ENCODED_LEN: usize = 43;
+
+    /// Parses a token presented by a client. Anything that cannot be one of
+    /// ours is refused before any storage lookup.
+    ///
+    /// # Errors
+    /// `MalformedRefreshToken` for a wrong length or alphabet.
+    pub fn parse(raw: &str) -> Result<Self, MalformedRefreshToken> {
+        let well_formed = raw.len() == Self::ENCODED_LEN
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if well_formed {
+            Ok(Self(SecretString::from(raw.to_owned())))
+        } else {
+            Err(MalformedRefreshToken)
+        }
+    }
+
+    /// Wraps a freshly generated token (the generator guarantees the format).
+    pub fn from_generated(encoded: String) -> Self {
+        Self(SecretString::from(encoded))
+    }
+
+    /// The token, for the response body and the hasher only.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for RefreshToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RefreshToken([redacted])")
+    }
+}
+
+/// The presented string cannot be a refresh token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed refresh token")]
+pub struct MalformedRefreshToken;
+
+/// A one-way digest of a refresh token, as stored.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TokenHash(Vec<u8>);
+
+impl TokenHash {
+    /// Wraps digest bytes.
+    pub fn from_bytes(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+    /// The digest bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TokenHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenHash([redacted])")
+    }
+}
+
+/// Generates refresh tokens and digests them. Randomness is a port so the
+/// domain stays free of crypto libraries and tests can fix it.
+pub trait SecretGenerator: Send + Sync + 'static {
+    /// A new token of 256 bits from a CSPRNG.
+    fn refresh_token(&self) -> RefreshToken;
+    /// The stored digest of `token`.
+    fn digest(&self, token: &RefreshToken) -> TokenHash;
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevokeReason {
+    /// `POST /auth/logout` with scope `this`.
+    Logout,
+    /// `POST /auth/logout` with scope `all`.
+    LogoutAll,
+    /// `POST /auth/logout` with scope `others`.
+    LogoutOthers,
+    /// `DELETE /sessions/{id}`.
+    RevokedByUser,
+    /// A rotated refresh token was presented after the grace interval.
+    RefreshTokenReuse,
+}
+
+impl RevokeReason {
+    /// The stored, stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Logout => "logout",
+            Self::LogoutAll => "logout_all",
+            Self::LogoutOthers => "logout_others",
+            Self::RevokedByUser => "revoked_by_user",
+            Self::RefreshTokenReuse => "refresh_token_reuse",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(stored: &str) -> Option<Self> {
+        [
+            Self::Logout,
+            Self::LogoutAll,
+            Self::LogoutOthers,
+            Self::RevokedByUser,
+            Self::RefreshTokenReuse,
+        ]
+        .into_iter()
+        .find(|reason| reason.as_str() == stored)
+    }
+}
+
+/// Who opened a session, as far as the edge can tell. Both fields are
+/// attacker-controlled and bounded at construction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientInfo {
+    user_agent: Option<String>,
+    ip: Option<String>,
+}
+
+impl ClientInfo {
+    /// Longest user agent kept, in characters.
+    pub const MAX_USER_AGENT: usize = 256;
+
+    /// Builds client info, truncating the user agent and dropping control characters.
+    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
+        let user_agent = user_agent
+            .map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(Self::MAX_USER_AGENT)
+                    .collect::<String>()
+            })
+            .filter(|ua| !ua.is_empty());
+        Self { user_agent, ip }
+    }
+    /// The bounded user agent.
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+    /// The client IP address.
+    pub fn ip(&self) -> Option<&str> {
+        self.ip.as_deref()
+    }
+}
+
+/// A login session: one refresh-token family.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: SessionId,
+    pub user_id: UserId,
+    pub created_at: OffsetDateTime,
+    pub last_used_at: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    pub absolute_expires_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revoked_reason: Option<RevokeReason>,
+    pub client: ClientInfo,
+}
+
+impl Session {
+    /// Opens a session at `now` under `policy`.
+    pub fn open(user_id: UserId, now: OffsetDateTime, policy: &SessionPolicy, client: ClientInfo) -> Self {
+        let absolute_expires_at = now + policy.absolute_ttl;
+        Self {
+            id: SessionId::new(),
+            user_id,
+            created_at: now,
+            last_used_at: now,
+            idle_expires_at: (now + policy.idle_ttl).min(absolute_expires_at),
+            absolute_expires_at,
+            revoked_at: None,
+            revoked_reason: None,
+            client,
+        }
+    }
+
+    /// Neither revoked nor expired at `now`.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        self.revoked_at.is_none() && now < self.idle_expires_at && now < self.absolute_expires_at
+    }
+
+    /// When the session's refresh tokens stop working if it is not used again.
+    pub fn refresh_expires_at(&self) -> OffsetDateTime {
+        self.idle_expires_at.min(self.absolute_expires_at)
+    }
+
+    /// The idle expiry after a use at `now`; rotation never passes the absolute expiry.
+    pub fn next_idle_expiry(&self, now: OffsetDateTime, policy: &SessionPolicy) -> OffsetDateTime {
+        (now + policy.idle_ttl).min(self.absolute_expires_at)
+    }
+}
+
+/// Lifetimes of tokens and sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// Access-token lifetime (default 15 min).
+    pub access_ttl: Duration,
+    /// A session unused this long expires (default 7 days).
+    pub idle_ttl: Duration,
+    /// A session never lives longer than this (default 30 days).
+    pub absolute_ttl: Duration,
+    /// A rotated refresh token still works this long (default 10 s).
+    pub reuse_grace: Duration,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            access_ttl: Duration::minutes(15),
+            idle_ttl: Duration::days(7),
+            absolute_ttl: Duration::days(30),
+            reuse_grace: Duration::seconds(10),
+        }
+    }
+}
+
+/// A stored refresh token, found by its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshRecord {
+    pub session_id: SessionId,
+    pub created_at: OffsetDateTime,
+    /// When it was exchanged for a successor; `None` while it is current.
+    pub rotated_at: Option<OffsetDateTime>,
+}
+
+/// The result of an atomic rotation attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was current; it is now rotated and `next` is current.
+    Rotated,
+    /// Another request rotated the presented token first.
+    AlreadyRotated,
+    /// The session was revoked or expired meanwhile; nothing changed.
+    SessionInactive,
+}
+
+/// A revocation, as the revocation feed reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revocation {
+    pub session_id: SessionId,
+    pub revoked_at: OffsetDateTime,
+}
+
+/// Where sessions and refresh-token hashes live.
+#[async_trait]
+pub trait SessionRepository: Send + Sync + 'static {
+    /// Stores a new session and its first refresh-token hash, atomically.
+    async fn create(&self, session: &Session, first_token: &TokenHash) -> Result<(), StoreError>;
+
+    /// The refresh-token record with this hash and its session.
+    async fn find_by_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, Session)>, StoreError>;
+
+    /// In one transaction: marks `presented` rotated at `now` if it is still
+    /// current, stores `next` as current, and records the use of the session
+    /// (`last_used_at = now`, `idle_expires_at`), only while the session is active.
+    ///
+    /// # Errors
+    /// Storage failures only; races are reported through [`RotateOutcome`].
+    async fn rotate(
+        &self,
+        session: SessionId,
+        presented: &TokenHash,
+        next: &TokenHash,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<RotateOutcome, StoreError>;
+
+    /// Adds `next` as another current token of an active session (a refresh
+    /// replayed within the grace interval). Returns `false` when the session is
+    /// no longer active and nothing was stored.
+    async fn add_token(
+        &self,
+        session: SessionId,
+        next: &TokenHash,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+
+    /// The session with this id if it belongs to `user`.
+    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError>;
+
+    /// Revokes one active session of `user`. Returns whether it changed anything.
+    async fn revoke(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError>;
+
+    /// Revokes every active session of `user` but `except`, returning their ids.
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<Vec<SessionId>, StoreError>;
+
+    /// The active sessions of `user` at `now`, newest first.
+    async fn list_active(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+
+    /// Sessions revoked at or after `since`, for the revocation feed of other instances.
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
+}
+
+/// Knows which sessions are revoked without a storage round trip, so the hot
+/// path of every authenticated request stays in memory.
+pub trait RevocationCache: Send + Sync + 'static {
+    /// Whether access tokens of `session` must be refused.
+    fn is_revoked(&self, session: SessionId) -> bool;
+    /// Records a revocation made by this instance (effective immediately here).
+    fn record(&self, revocation: Revocation);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn idle_expiry_never_passes_absolute_expiry() {
+        let policy = SessionPolicy {
+            idle_ttl: Duration::days(7),
+            absolute_ttl: Duration::days(30),
+            ..SessionPolicy::default()
+        };
+        let start = datetime!(2026-01-01 0:00 UTC);
+        let session = Session::open(UserId::new(), start, &policy, ClientInfo::default());
+        let late = start + Duration::days(28);
+        assert_eq!(session.next_idle_expiry(late, &policy), session.absolute_expires_at);
+    }
+
+    #[test]
+    fn client_info_is_bounded_and_clean() {
+        let ua = format!("evil\r\nheader: x{}", "a".repeat(1000));
+        let info = ClientInfo::new(Some(&ua), None);
+        let kept = info.user_agent().unwrap();
+        assert_eq!(kept.chars().count(), ClientInfo::MAX_USER_AGENT);
+        assert!(!kept.contains('\n'));
+    }
+
+    #[test]
+    fn revoke_reason_round_trips() {
+        for reason in [
+            RevokeReason::Logout,
+            RevokeReason::LogoutAll,
+            RevokeReason::LogoutOthers,
+            RevokeReason::RevokedByUser,
+            RevokeReason::RefreshTokenReuse,
+        ] {
+            assert_eq!(RevokeReason::parse(reason.as_str()), Some(reason));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn refresh_token_parse_never_panics(raw in ".{0,100}") {
+            if let Ok(token) = RefreshToken::parse(&raw) {
+                prop_assert_eq!(token.expose().len(), RefreshToken::ENCODED_LEN);
+            }
+        }
+
+        #[test]
+        fn refresh_token_accepts_exactly_base64url_of_43(raw in "[A-Za-z0-9_-]{43}") {
+            prop_assert!(RefreshToken::parse(&raw).is_ok());
+        }
+    }
+}
