@@ -82,7 +82,10 @@ pub enum RefreshError {
     InvalidGrant,
     /// A rotated token presented after the grace interval: the session is now revoked.
     #[error("refresh token reused; session revoked")]
-    Reused { session_id: SessionId, user_id: UserId },
+    Reused {
+        session_id: SessionId,
+        user_id: UserId,
+    },
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -193,7 +196,12 @@ impl AuthService {
         client: ClientInfo,
     ) -> Result<TokenPair, SignUpError> {
         self.policy.check(&password, &email)?;
-        let password_hash = self.ports.hasher.hash(&password).await.map_err(Failure::from)?;
+        let password_hash = self
+            .ports
+            .hasher
+            .hash(&password)
+            .await
+            .map_err(Failure::from)?;
         let now = self.ports.clock.now();
         let user = User {
             id: UserId::new(),
@@ -239,8 +247,18 @@ impl AuthService {
         password: Password,
         client: ClientInfo,
     ) -> Result<TokenPair, LogInError> {
-        let Some(user) = self.ports.users.find_by_email(&email).await.map_err(Failure::from)? else {
-            self.ports.hasher.verify_dummy(&password).await.map_err(Failure::from)?;
+        let Some(user) = self
+            .ports
+            .users
+            .find_by_email(&email)
+            .await
+            .map_err(Failure::from)?
+        else {
+            self.ports
+                .hasher
+                .verify_dummy(&password)
+                .await
+                .map_err(Failure::from)?;
             return Err(LogInError::InvalidCredentials);
         };
         let verification = self
@@ -264,12 +282,19 @@ impl AuthService {
     /// Replaces an outdated hash; a failure here must not fail the log-in.
     async fn upgrade_hash(&self, mut user: User, password: &Password, now: OffsetDateTime) -> User {
         match self.ports.hasher.hash(password).await {
-            Ok(hash) => match self.ports.users.update_password_hash(user.id, &hash, now).await {
+            Ok(hash) => match self
+                .ports
+                .users
+                .update_password_hash(user.id, &hash, now)
+                .await
+            {
                 Ok(()) => {
                     user.password_hash = hash;
                     user.updated_at = now;
                 }
-                Err(error) => tracing::warn!(error = %error, "could not store upgraded password hash"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not store upgraded password hash")
+                }
             },
             Err(error) => tracing::warn!(error = %error, "could not rehash password"),
         }
@@ -362,7 +387,12 @@ impl AuthService {
         match self
             .ports
             .sessions
-            .revoke(session.user_id, session.id, now, RevokeReason::RefreshTokenReuse)
+            .revoke(
+                session.user_id,
+                session.id,
+                now,
+                RevokeReason::RefreshTokenReuse,
+            )
             .await
         {
             Ok(_) => {
@@ -401,7 +431,11 @@ impl AuthService {
     /// # Errors
     /// A `Failure` only.
     #[tracing::instrument(name = "auth.log_out", skip_all, fields(outcome))]
-    pub async fn log_out(&self, caller: &Principal, scope: LogoutScope) -> Result<Vec<SessionId>, Failure> {
+    pub async fn log_out(
+        &self,
+        caller: &Principal,
+        scope: LogoutScope,
+    ) -> Result<Vec<SessionId>, Failure> {
         let now = self.ports.clock.now();
         let revoked = match scope {
             LogoutScope::This => {
@@ -410,7 +444,11 @@ impl AuthService {
                     .sessions
                     .revoke(caller.user_id, caller.session_id, now, RevokeReason::Logout)
                     .await?;
-                if changed { vec![caller.session_id] } else { Vec::new() }
+                if changed {
+                    vec![caller.session_id]
+                } else {
+                    Vec::new()
+                }
             }
             LogoutScope::All => {
                 self.ports
@@ -421,7 +459,12 @@ impl AuthService {
             LogoutScope::Others => {
                 self.ports
                     .sessions
-                    .revoke_all(caller.user_id, Some(caller.session_id), now, RevokeReason::LogoutOthers)
+                    .revoke_all(
+                        caller.user_id,
+                        Some(caller.session_id),
+                        now,
+                        RevokeReason::LogoutOthers,
+                    )
                     .await?
             }
         };
@@ -464,7 +507,11 @@ impl AuthService {
     ///
     /// # Errors
     /// `NotFound` for an id that is not an active session of the caller.
-    pub async fn revoke_session(&self, caller: &Principal, session: SessionId) -> Result<(), RevokeSessionError> {
+    pub async fn revoke_session(
+        &self,
+        caller: &Principal,
+        session: SessionId,
+    ) -> Result<(), RevokeSessionError> {
         let now = self.ports.clock.now();
         let changed = self
             .ports
@@ -482,7 +529,12 @@ impl AuthService {
         Ok(())
     }
 
-    async fn open_session(&self, user: User, now: OffsetDateTime, client: ClientInfo) -> Result<TokenPair, Failure> {
+    async fn open_session(
+        &self,
+        user: User,
+        now: OffsetDateTime,
+        client: ClientInfo,
+    ) -> Result<TokenPair, Failure> {
         let session = Session::open(user.id, now, &self.sessions, client);
         let refresh = self.ports.secrets.refresh_token();
         let hash = self.ports.secrets.digest(&refresh);

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::Unexpected;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::password::{HashError, Password, PasswordHash, PasswordHasher, Verification};
@@ -19,7 +20,6 @@ use crate::session::{
 };
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
 use crate::user::{Email, InsertUserError, User, UserId, UserRepository};
-use crate::Unexpected;
 
 pub struct FixedClock(Mutex<OffsetDateTime>);
 
@@ -52,12 +52,23 @@ impl UserRepository for InMemoryUserRepository {
         Ok(())
     }
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        Ok(self.0.lock().unwrap().values().find(|u| &u.email == email).cloned())
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .values()
+            .find(|u| &u.email == email)
+            .cloned())
     }
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         Ok(self.0.lock().unwrap().get(&id).cloned())
     }
-    async fn update_password_hash(&self, id: UserId, hash: &PasswordHash, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
         if let Some(user) = self.0.lock().unwrap().get_mut(&id) {
             user.password_hash = hash.clone();
             user.updated_at = now;
@@ -107,7 +118,10 @@ impl SessionRepository for InMemorySessionRepository {
         );
         Ok(())
     }
-    async fn find_by_refresh_token(&self, token: &TokenHash) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+    async fn find_by_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
         let state = self.0.lock().unwrap();
         Ok(state
             .tokens
@@ -170,9 +184,19 @@ impl SessionRepository for InMemorySessionRepository {
     }
     async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError> {
         let state = self.0.lock().unwrap();
-        Ok(state.sessions.get(&session).filter(|s| s.user_id == user).cloned())
+        Ok(state
+            .sessions
+            .get(&session)
+            .filter(|s| s.user_id == user)
+            .cloned())
     }
-    async fn revoke(&self, user: UserId, session: SessionId, now: OffsetDateTime, reason: RevokeReason) -> Result<bool, StoreError> {
+    async fn revoke(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
         let mut state = self.0.lock().unwrap();
         match state.sessions.get_mut(&session) {
             Some(s) if s.user_id == user && s.revoked_at.is_none() => {
@@ -201,7 +225,11 @@ impl SessionRepository for InMemorySessionRepository {
         }
         Ok(revoked)
     }
-    async fn list_active(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError> {
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
         let state = self.0.lock().unwrap();
         let mut list: Vec<_> = state
             .sessions
@@ -218,10 +246,12 @@ impl SessionRepository for InMemorySessionRepository {
             .sessions
             .values()
             .filter_map(|s| {
-                s.revoked_at.filter(|at| *at >= since).map(|revoked_at| Revocation {
-                    session_id: s.id,
-                    revoked_at,
-                })
+                s.revoked_at
+                    .filter(|at| *at >= since)
+                    .map(|revoked_at| Revocation {
+                        session_id: s.id,
+                        revoked_at,
+                    })
             })
             .collect())
     }
@@ -238,9 +268,15 @@ impl PasswordHasher for FakeHasher {
     async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         Ok(PasswordHash::new(format!("fake:{}", password.expose())))
     }
-    async fn verify(&self, password: &Password, hash: &PasswordHash) -> Result<Verification, HashError> {
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<Verification, HashError> {
         let old = hash.as_str().strip_prefix("old:");
-        let stored = old.or_else(|| hash.as_str().strip_prefix("fake:")).unwrap_or_default();
+        let stored = old
+            .or_else(|| hash.as_str().strip_prefix("fake:"))
+            .unwrap_or_default();
         Ok(Verification {
             matches: stored == password.expose(),
             needs_rehash: old.is_some(),
@@ -274,7 +310,8 @@ impl TokenVerifier for FakeTokens {
         };
         let parse = |s: &str| Uuid::parse_str(s).map_err(|_| TokenRejection::Malformed);
         let exp: i64 = exp.parse().map_err(|_| TokenRejection::Malformed)?;
-        let expires_at = OffsetDateTime::from_unix_timestamp(exp).map_err(|_| TokenRejection::Malformed)?;
+        let expires_at =
+            OffsetDateTime::from_unix_timestamp(exp).map_err(|_| TokenRejection::Malformed)?;
         if now >= expires_at {
             return Err(TokenRejection::Expired);
         }

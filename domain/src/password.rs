@@ -94,7 +94,11 @@ impl PasswordRejection {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
     #[error("minimum password length must be between {floor} and {max}, got {got}")]
-    MinLength { floor: usize, max: usize, got: usize },
+    MinLength {
+        floor: usize,
+        max: usize,
+        got: usize,
+    },
 }
 
 /// The sign-up password rules of NIST SP 800-63B-4: length in code points,
@@ -211,8 +215,11 @@ pub trait PasswordHasher: Send + Sync + 'static {
 
     /// Verifies `password` against `hash` in constant time with respect to the
     /// password.
-    async fn verify(&self, password: &Password, hash: &PasswordHash)
-    -> Result<Verification, HashError>;
+    async fn verify(
+        &self,
+        password: &Password,
+        hash: &PasswordHash,
+    ) -> Result<Verification, HashError>;
 
     /// Spends exactly the cost of a real verification and returns nothing, so
     /// an unknown email costs the same as a wrong password.
@@ -257,7 +264,10 @@ mod tests {
     #[test]
     fn blocklisted_passwords_are_rejected_whatever_their_case() {
         let password = Password::new("CorrectHorseBatteryStaple".to_owned());
-        assert_eq!(policy().check(&password, &email()), Err(PasswordRejection::Common));
+        assert_eq!(
+            policy().check(&password, &email()),
+            Err(PasswordRejection::Common)
+        );
     }
 
     #[test]

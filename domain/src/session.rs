@@ -220,7 +220,12 @@ pub struct Session {
 
 impl Session {
     /// Opens a session at `now` under `policy`.
-    pub fn open(user_id: UserId, now: OffsetDateTime, policy: &SessionPolicy, client: ClientInfo) -> Self {
+    pub fn open(
+        user_id: UserId,
+        now: OffsetDateTime,
+        policy: &SessionPolicy,
+        client: ClientInfo,
+    ) -> Self {
         let absolute_expires_at = now + policy.absolute_ttl;
         Self {
             id: SessionId::new(),
@@ -362,7 +367,11 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> Result<Vec<SessionId>, StoreError>;
 
     /// The active sessions of `user` at `now`, newest first.
-    async fn list_active(&self, user: UserId, now: OffsetDateTime) -> Result<Vec<Session>, StoreError>;
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError>;
 
     /// Sessions revoked at or after `since`, for the revocation feed of other instances.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
@@ -393,7 +402,10 @@ mod tests {
         let start = datetime!(2026-01-01 0:00 UTC);
         let session = Session::open(UserId::new(), start, &policy, ClientInfo::default());
         let late = start + Duration::days(28);
-        assert_eq!(session.next_idle_expiry(late, &policy), session.absolute_expires_at);
+        assert_eq!(
+            session.next_idle_expiry(late, &policy),
+            session.absolute_expires_at
+        );
     }
 
     #[test]

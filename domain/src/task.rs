@@ -149,7 +149,12 @@ impl From<StoreError> for TaskError {
 pub trait TaskRepository: Send + Sync + 'static {
     async fn insert(&self, task: &Task) -> Result<(), StoreError>;
     /// Up to `limit` tasks of `owner` older than `before`, newest first.
-    async fn list(&self, owner: UserId, before: Option<TaskId>, limit: u64) -> Result<Vec<Task>, StoreError>;
+    async fn list(
+        &self,
+        owner: UserId,
+        before: Option<TaskId>,
+        limit: u64,
+    ) -> Result<Vec<Task>, StoreError>;
     async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, StoreError>;
     /// Stores `task` if it exists and belongs to `owner`; returns whether it did.
     async fn update(&self, owner: UserId, task: &Task) -> Result<bool, StoreError>;
@@ -199,7 +204,12 @@ impl TaskService {
     ///
     /// # Errors
     /// A `Failure` only.
-    pub async fn list(&self, owner: UserId, before: Option<TaskId>, limit: u64) -> Result<TaskPage, TaskError> {
+    pub async fn list(
+        &self,
+        owner: UserId,
+        before: Option<TaskId>,
+        limit: u64,
+    ) -> Result<TaskPage, TaskError> {
         let limit = limit.clamp(1, Self::MAX_PAGE);
         let mut items = self.tasks.list(owner, before, limit + 1).await?;
         let next_cursor = if items.len() as u64 > limit {
@@ -223,7 +233,12 @@ impl TaskService {
     ///
     /// # Errors
     /// `NotFound` when it is missing or not the owner's.
-    pub async fn update(&self, owner: UserId, id: TaskId, patch: TaskPatch) -> Result<Task, TaskError> {
+    pub async fn update(
+        &self,
+        owner: UserId,
+        id: TaskId,
+        patch: TaskPatch,
+    ) -> Result<Task, TaskError> {
         let mut task = self.get(owner, id).await?;
         if let Some(title) = patch.title {
             task.title = title;
@@ -261,7 +276,10 @@ mod tests {
 
     #[test]
     fn titles_are_trimmed_and_bounded() {
-        assert_eq!(TaskTitle::parse("  buy milk ").unwrap().as_str(), "buy milk");
+        assert_eq!(
+            TaskTitle::parse("  buy milk ").unwrap().as_str(),
+            "buy milk"
+        );
         assert!(TaskTitle::parse("   ").is_err());
         assert!(TaskTitle::parse(&"x".repeat(200)).is_ok());
         assert!(TaskTitle::parse(&"x".repeat(201)).is_err());

@@ -5,9 +5,9 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::Unexpected;
 use crate::session::SessionId;
 use crate::user::UserId;
-use crate::Unexpected;
 
 /// The claims of an access token that the domain cares about. Issuer,
 /// audience and `typ` are fixed by the adapter's configuration.

@@ -123,7 +123,9 @@ impl Email {
 
     /// The part before the last '@'.
     pub fn local_part(&self) -> &str {
-        self.0.rsplit_once('@').map_or(self.0.as_str(), |(local, _)| local)
+        self.0
+            .rsplit_once('@')
+            .map_or(self.0.as_str(), |(local, _)| local)
     }
 }
 
@@ -202,7 +204,10 @@ mod tests {
         assert_eq!(Email::parse("no-at-sign"), Err(EmailError::MissingAt));
         assert_eq!(Email::parse("@example.com"), Err(EmailError::MissingAt));
         assert_eq!(Email::parse("a@b@example.com"), Err(EmailError::MissingAt));
-        assert_eq!(Email::parse("a b@example.com"), Err(EmailError::InvalidCharacter));
+        assert_eq!(
+            Email::parse("a b@example.com"),
+            Err(EmailError::InvalidCharacter)
+        );
         assert_eq!(Email::parse("a@localhost"), Err(EmailError::InvalidDomain));
         assert_eq!(Email::parse("a@-x.com"), Err(EmailError::InvalidDomain));
         assert_eq!(Email::parse("a@x..com"), Err(EmailError::InvalidDomain));

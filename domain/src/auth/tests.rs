@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use time::macros::datetime;
 use time::Duration;
+use time::macros::datetime;
 
 use super::*;
 use crate::fakes::*;
@@ -51,7 +51,11 @@ const PASSWORD: &str = "a long and quiet river";
 
 async fn signed_up(h: &Harness) -> TokenPair {
     h.service
-        .sign_up(email("bob@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .sign_up(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await
         .unwrap()
 }
@@ -63,7 +67,11 @@ async fn sign_up_then_log_in_opens_a_second_session() {
 
     let second = h
         .service
-        .log_in(email("BOB@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .log_in(
+            email("BOB@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
 
@@ -77,14 +85,25 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     let h = harness();
     let weak = h
         .service
-        .sign_up(email("bob@example.com"), Password::new("password1234567890".into()), ClientInfo::default())
+        .sign_up(
+            email("bob@example.com"),
+            Password::new("password1234567890".into()),
+            ClientInfo::default(),
+        )
         .await;
-    assert!(matches!(weak, Err(SignUpError::WeakPassword(PasswordRejection::Common))));
+    assert!(matches!(
+        weak,
+        Err(SignUpError::WeakPassword(PasswordRejection::Common))
+    ));
 
     signed_up(&h).await;
     let again = h
         .service
-        .sign_up(email("Bob@Example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .sign_up(
+            email("Bob@Example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await;
     assert!(matches!(again, Err(SignUpError::EmailTaken)));
 }
@@ -96,11 +115,19 @@ async fn unknown_email_pays_a_dummy_verification_and_answers_like_a_wrong_passwo
 
     let unknown = h
         .service
-        .log_in(email("nobody@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .log_in(
+            email("nobody@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await;
     let wrong = h
         .service
-        .log_in(email("bob@example.com"), Password::new("not the password at all".into()), ClientInfo::default())
+        .log_in(
+            email("bob@example.com"),
+            Password::new("not the password at all".into()),
+            ClientInfo::default(),
+        )
         .await;
 
     assert!(matches!(unknown, Err(LogInError::InvalidCredentials)));
@@ -113,12 +140,20 @@ async fn outdated_hashes_are_upgraded_on_log_in() {
     let h = harness();
     let pair = signed_up(&h).await;
     h.users
-        .update_password_hash(pair.user.id, &PasswordHash::new(format!("old:{PASSWORD}")), h.clock.now())
+        .update_password_hash(
+            pair.user.id,
+            &PasswordHash::new(format!("old:{PASSWORD}")),
+            h.clock.now(),
+        )
         .await
         .unwrap();
 
     h.service
-        .log_in(email("bob@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
 
@@ -132,7 +167,11 @@ async fn refresh_rotates_and_keeps_one_live_token() {
     let mut pair = signed_up(&h).await;
     for _ in 0..20 {
         h.clock.advance(Duration::minutes(1));
-        let next = h.service.refresh(pair.refresh_token.expose()).await.unwrap();
+        let next = h
+            .service
+            .refresh(pair.refresh_token.expose())
+            .await
+            .unwrap();
         assert_eq!(next.session_id, pair.session_id);
         assert_ne!(next.refresh_token.expose(), pair.refresh_token.expose());
         pair = next;
@@ -144,14 +183,27 @@ async fn refresh_rotates_and_keeps_one_live_token() {
 async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     let h = harness();
     let pair = signed_up(&h).await;
-    let first = h.service.refresh(pair.refresh_token.expose()).await.unwrap();
+    let first = h
+        .service
+        .refresh(pair.refresh_token.expose())
+        .await
+        .unwrap();
     h.clock.advance(Duration::seconds(5));
 
-    let second = h.service.refresh(pair.refresh_token.expose()).await.unwrap();
+    let second = h
+        .service
+        .refresh(pair.refresh_token.expose())
+        .await
+        .unwrap();
 
     assert_eq!(first.session_id, second.session_id);
     assert_eq!(h.sessions.session_count(), 1);
-    assert!(h.service.refresh(second.refresh_token.expose()).await.is_ok());
+    assert!(
+        h.service
+            .refresh(second.refresh_token.expose())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -160,10 +212,18 @@ async fn reuse_after_grace_revokes_the_family_only() {
     let victim = signed_up(&h).await;
     let other = h
         .service
-        .log_in(email("bob@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
-    let rotated = h.service.refresh(victim.refresh_token.expose()).await.unwrap();
+    let rotated = h
+        .service
+        .refresh(victim.refresh_token.expose())
+        .await
+        .unwrap();
     h.clock.advance(Duration::seconds(11));
 
     let reuse = h.service.refresh(victim.refresh_token.expose()).await;
@@ -177,7 +237,12 @@ async fn reuse_after_grace_revokes_the_family_only() {
         h.service.authenticate(rotated.access_token.expose()),
         Err(TokenRejection::Revoked)
     );
-    assert!(h.service.refresh(other.refresh_token.expose()).await.is_ok());
+    assert!(
+        h.service
+            .refresh(other.refresh_token.expose())
+            .await
+            .is_ok()
+    );
     assert_eq!(
         h.sessions.get(victim.session_id).revoked_reason,
         Some(RevokeReason::RefreshTokenReuse)
@@ -196,7 +261,11 @@ async fn idle_and_absolute_expiry_end_a_session() {
 
     let mut pair = h
         .service
-        .log_in(email("bob@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
     let absolute = h.sessions.get(pair.session_id).absolute_expires_at;
@@ -222,7 +291,10 @@ async fn idle_and_absolute_expiry_end_a_session() {
 async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
     let h = harness();
     for token in ["", "short", &"x".repeat(43), &"!".repeat(43)] {
-        assert!(matches!(h.service.refresh(token).await, Err(RefreshError::InvalidGrant)));
+        assert!(matches!(
+            h.service.refresh(token).await,
+            Err(RefreshError::InvalidGrant)
+        ));
     }
 }
 
@@ -232,7 +304,11 @@ async fn logout_scopes_revoke_the_right_sessions() {
     let a = signed_up(&h).await;
     let log_in = || async {
         h.service
-            .log_in(email("bob@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+            .log_in(
+                email("bob@example.com"),
+                Password::new(PASSWORD.into()),
+                ClientInfo::default(),
+            )
             .await
             .unwrap()
     };
@@ -240,17 +316,30 @@ async fn logout_scopes_revoke_the_right_sessions() {
     let c = log_in().await;
     let principal = h.service.authenticate(a.access_token.expose()).unwrap();
 
-    let revoked = h.service.log_out(&principal, LogoutScope::Others).await.unwrap();
+    let revoked = h
+        .service
+        .log_out(&principal, LogoutScope::Others)
+        .await
+        .unwrap();
     assert_eq!(revoked.len(), 2);
     assert!(h.service.authenticate(a.access_token.expose()).is_ok());
-    assert_eq!(h.service.authenticate(b.access_token.expose()), Err(TokenRejection::Revoked));
+    assert_eq!(
+        h.service.authenticate(b.access_token.expose()),
+        Err(TokenRejection::Revoked)
+    );
     assert!(matches!(
         h.service.refresh(c.refresh_token.expose()).await,
         Err(RefreshError::InvalidGrant)
     ));
 
-    h.service.log_out(&principal, LogoutScope::This).await.unwrap();
-    assert_eq!(h.service.authenticate(a.access_token.expose()), Err(TokenRejection::Revoked));
+    h.service
+        .log_out(&principal, LogoutScope::This)
+        .await
+        .unwrap();
+    assert_eq!(
+        h.service.authenticate(a.access_token.expose()),
+        Err(TokenRejection::Revoked)
+    );
     assert!(h.service.sessions(&principal).await.unwrap().is_empty());
 }
 
@@ -260,12 +349,19 @@ async fn a_user_cannot_revoke_someone_elses_session() {
     let bob = signed_up(&h).await;
     let eve = h
         .service
-        .sign_up(email("eve@example.com"), Password::new(PASSWORD.into()), ClientInfo::default())
+        .sign_up(
+            email("eve@example.com"),
+            Password::new(PASSWORD.into()),
+            ClientInfo::default(),
+        )
         .await
         .unwrap();
     let eve_principal = h.service.authenticate(eve.access_token.expose()).unwrap();
 
-    let attempt = h.service.revoke_session(&eve_principal, bob.session_id).await;
+    let attempt = h
+        .service
+        .revoke_session(&eve_principal, bob.session_id)
+        .await;
 
     assert!(matches!(attempt, Err(RevokeSessionError::NotFound)));
     assert!(h.service.authenticate(bob.access_token.expose()).is_ok());

@@ -1,0 +1,365 @@
+//! Building the application: state, routes, middleware, and serving with a
+//! graceful shutdown. `Application::build` is what `main` and the black-box
+//! tests both call.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use poem::http::{HeaderValue, StatusCode, header};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
+use poem::{Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, Route, Server};
+use poem_openapi::{ContactObject, LicenseObject, OpenApiService, ServerObject};
+use portcullis_domain::auth::{AuthPorts, AuthService};
+use portcullis_domain::clock::Clock;
+use portcullis_domain::password::PasswordPolicy;
+use portcullis_domain::session::SessionPolicy;
+use portcullis_domain::task::TaskService;
+use portcullis_infra::clock::SystemClock;
+use portcullis_infra::crypto::{
+    Argon2Hasher, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
+};
+use portcullis_infra::db::{Database, DbOptions, sqlite_url};
+use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed};
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use crate::problem::{ApiError, ProblemMiddleware};
+use crate::routes::auth::AuthApi;
+use crate::routes::discovery::DiscoveryApi;
+use crate::routes::health::HealthApi;
+use crate::routes::sessions::SessionsApi;
+use crate::routes::tasks::TasksApi;
+use crate::routes::users::UsersApi;
+use crate::settings::Settings;
+
+/// Largest accepted request body.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The common-password list shipped with the service.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// Leeway granted to clocks when verifying tokens.
+const JWT_LEEWAY_SECS: u64 = 5;
+
+/// What every request handler can reach.
+pub struct AppState {
+    pub auth: AuthService,
+    pub tasks: TaskService,
+    pub keys: SigningKeys,
+    pub db: Database,
+}
+
+type AllApis = (
+    AuthApi,
+    UsersApi,
+    SessionsApi,
+    TasksApi,
+    DiscoveryApi,
+    HealthApi,
+);
+
+/// The OpenAPI service: the document, Swagger UI, and the operations.
+pub fn openapi_service() -> OpenApiService<AllApis, ()> {
+    OpenApiService::new(
+        (
+            AuthApi,
+            UsersApi,
+            SessionsApi,
+            TasksApi,
+            DiscoveryApi,
+            HealthApi,
+        ),
+        "Portcullis",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .summary("Authentication and JWT security service")
+    .description(
+        "Sign up and log in with email and password, call protected APIs with short-lived \
+         JWT access tokens, rotate refresh tokens, and log out for real. Every error is \
+         `application/problem+json` (RFC 9457) with a stable `code`.",
+    )
+    .license(LicenseObject::new("Apache-2.0").url("https://www.apache.org/licenses/LICENSE-2.0"))
+    .contact(
+        ContactObject::new()
+            .name("Portcullis maintainers")
+            .url("https://portcullis.dev"),
+    )
+    .server(ServerObject::new("/").description("This server"))
+}
+
+/// The document as JSON.
+pub fn openapi_json() -> String {
+    openapi_service().spec()
+}
+
+/// The document as YAML.
+pub fn openapi_yaml() -> String {
+    openapi_service().spec_yaml()
+}
+
+/// Opens storage (and applies migrations).
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    let url = match &settings.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("creating data directory {}", settings.data_dir.display())
+            })?;
+            sqlite_url(&settings.data_dir.join("portcullis.db"))
+        }
+    };
+    let options = DbOptions {
+        max_connections: settings.db_max_connections,
+        acquire_timeout: settings.db_acquire_timeout,
+        statement_timeout: settings.db_statement_timeout,
+    };
+    let db = Database::connect(&url, &options)
+        .await
+        .context("connecting to the database")?;
+    Ok(db)
+}
+
+/// Loads the signing keys the settings ask for.
+///
+/// # Errors
+/// When keys cannot be read or created.
+pub fn load_keys(settings: &Settings) -> anyhow::Result<SigningKeys> {
+    match &settings.jwt_secret {
+        Some(secret) => SigningKeys::hs256(secret.expose_secret().as_bytes()),
+        None => SigningKeys::load_or_create_ed25519(&settings.data_dir.join("keys")),
+    }
+}
+
+/// A built application, bound to its port, ready to serve.
+pub struct Application {
+    acceptor: TcpAcceptor,
+    local_addr: SocketAddr,
+    endpoint: poem::endpoint::BoxEndpoint<'static, Response>,
+    feed: tokio::task::JoinHandle<()>,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Connects, migrates, loads keys, binds the port and builds the routes.
+    ///
+    /// # Errors
+    /// Any start-up failure, with context.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = open_database(&settings).await?;
+        db.migrate().await.context("applying migrations")?;
+        let keys = load_keys(&settings)?;
+
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let session_policy = SessionPolicy {
+            access_ttl: to_time(settings.access_token_ttl),
+            idle_ttl: to_time(settings.session_idle_ttl),
+            absolute_ttl: to_time(settings.session_absolute_ttl),
+            reuse_grace: to_time(settings.refresh_reuse_grace),
+        };
+        let password_policy = PasswordPolicy::new(
+            settings.password_min_length,
+            COMMON_PASSWORDS.lines().map(str::to_owned),
+        )?;
+        let tokens = Arc::new(JwtTokens::new(
+            keys.clone(),
+            JwtConfig {
+                issuer: settings.jwt_issuer.clone(),
+                audience: settings.jwt_audience.clone(),
+                leeway_secs: JWT_LEEWAY_SECS,
+            },
+        ));
+        let hasher = Arc::new(Argon2Hasher::new(HashPoolConfig {
+            workers: settings.hash_workers,
+            queue: settings.hash_queue,
+        })?);
+        // Every access token of a revoked session has expired after this.
+        let retention = session_policy.access_ttl
+            + time::Duration::seconds(i64::try_from(JWT_LEEWAY_SECS).unwrap_or(30))
+            + time::Duration::minutes(1);
+        let revocations = Arc::new(InMemoryRevocations::new(retention));
+        let sessions = Arc::new(db.sessions());
+        let feed = RevocationFeed::new(
+            revocations.clone(),
+            sessions.clone(),
+            clock.clone(),
+            settings.revocation_poll,
+        );
+        feed.prime().await?;
+
+        let auth = AuthService::new(
+            AuthPorts {
+                users: Arc::new(db.users()),
+                sessions,
+                hasher,
+                issuer: tokens.clone(),
+                verifier: tokens,
+                revocations,
+                secrets: Arc::new(RandomSecrets),
+                clock: clock.clone(),
+            },
+            password_policy,
+            session_policy,
+        );
+        let tasks = TaskService::new(Arc::new(db.tasks()), clock);
+        let state = Arc::new(AppState {
+            auth,
+            tasks,
+            keys,
+            db,
+        });
+
+        let acceptor = TcpListener::bind(settings.bind.to_string())
+            .into_acceptor()
+            .await
+            .with_context(|| format!("binding {}", settings.bind))?;
+        let local_addr = acceptor
+            .local_addr()
+            .first()
+            .and_then(|addr| addr.as_socket_addr().copied())
+            .context("listener has no address")?;
+
+        Ok(Self {
+            acceptor,
+            local_addr,
+            endpoint: routes(state).boxed(),
+            feed: feed.spawn(),
+            shutdown_timeout: settings.shutdown_timeout,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` resolves, then lets in-flight requests finish
+    /// within the configured deadline.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        tracing::info!(address = %self.local_addr, "portcullis listening");
+        let result = Server::new_with_acceptor(self.acceptor)
+            .run_with_graceful_shutdown(self.endpoint, shutdown, Some(self.shutdown_timeout))
+            .await;
+        self.feed.abort();
+        result.context("serving HTTP")
+    }
+}
+
+fn to_time(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
+}
+
+/// All routes with their middleware.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+    let api = openapi_service();
+    let docs = api.swagger_ui();
+    let json = api.spec_endpoint();
+    let yaml = api.spec_endpoint_yaml();
+    Route::new()
+        .nest("/", api)
+        .nest("/docs", docs)
+        .at("/openapi.json", json)
+        .at("/openapi.yaml", yaml)
+        .data(state)
+        .with(BodyLimit)
+        .with(ProblemMiddleware)
+        .with(RequestContext)
+}
+
+/// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether or not they
+/// announce their length.
+struct BodyLimit;
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        BodyLimitEndpoint(ep)
+    }
+}
+
+struct BodyLimitEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
+        let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+            return Err(too_large());
+        }
+        let body = req.take_body();
+        if !body.is_empty() {
+            let bytes = body
+                .into_bytes_limit(MAX_BODY_BYTES)
+                .await
+                .map_err(|_| too_large())?;
+            req.set_body(bytes);
+        }
+        self.0.call(req).await
+    }
+}
+
+/// Gives every request an id (`X-Request-Id`) and a span, and logs its outcome.
+struct RequestContext;
+
+impl<E: Endpoint> Middleware<E> for RequestContext {
+    type Output = RequestContextEndpoint<E>;
+    fn transform(&self, ep: E) -> Self::Output {
+        RequestContextEndpoint(ep)
+    }
+}
+
+struct RequestContextEndpoint<E>(E);
+
+impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
+        use tracing::Instrument;
+        let request_id = Uuid::new_v4().to_string();
+        let span = tracing::info_span!(
+            "http.request",
+            http.request.method = %req.method(),
+            url.path = %req.uri().path(),
+            http.response.status_code = tracing::field::Empty,
+            request_id = %request_id,
+        );
+        let started = std::time::Instant::now();
+        let result = self.0.call(req).instrument(span.clone()).await;
+        let mut response = match result {
+            Ok(response) => response.into_response(),
+            Err(error) => {
+                let status = error.status();
+                ApiError::new(status, "internal", "An internal error occurred.")
+                    .problem
+                    .into_poem_response()
+            }
+        };
+        let status = response.status().as_u16();
+        span.record("http.response.status_code", status);
+        span.in_scope(|| {
+            tracing::info!(
+                status,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "request finished"
+            );
+        });
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        Ok(response)
+    }
+}

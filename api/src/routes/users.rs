@@ -1,0 +1,54 @@
+//! `/api/v1/users`: the caller's account.
+
+use std::sync::Arc;
+
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, OpenApi};
+
+use super::{ApiTags, UserBody, failure};
+use crate::app::AppState;
+use crate::problem::{ApiError, problem_responses};
+use crate::security::BearerAuth;
+
+#[derive(ApiResponse)]
+pub enum MeResponse {
+    /// The caller's profile.
+    #[oai(status = 200)]
+    Ok(Json<UserBody>),
+}
+
+problem_responses!(MeErrors {
+    Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
+    NotFound = 404 => "The account no longer exists.",
+    Internal = 500 => "An internal error.",
+    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+});
+
+/// Account operations.
+pub struct UsersApi;
+
+#[OpenApi(prefix_path = "/api/v1/users", tag = "ApiTags::Users")]
+impl UsersApi {
+    /// Get my profile
+    ///
+    /// The account that the presented access token belongs to.
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
+    async fn me(
+        &self,
+        state: Data<&Arc<AppState>>,
+        auth: BearerAuth,
+    ) -> Result<MeResponse, MeErrors> {
+        match state.auth.me(&auth.0).await {
+            Ok(Some(user)) => Ok(MeResponse::Ok(Json(UserBody::from(&user)))),
+            Ok(None) => Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "The account no longer exists.",
+            )
+            .into()),
+            Err(error) => Err(failure(&error).into()),
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! Typed settings, read once at start from the environment.
+//!
+//! Written by hand rather than with figment or clap's `env`: figment sniffs
+//! values (a secret of `true` or `1e5` would silently become a bool or a
+//! float), and clap's errors name the flag, not the variable. An operator
+//! must get one line naming the variable at fault, which this does in a few
+//! lines of code.
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// One bad setting: which variable, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct SettingsError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" | "pretty" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            _ => Err("expected `text` or `json`".to_owned()),
+        }
+    }
+}
+
+/// Everything the service can be told at start.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `PORTCULLIS_BIND`: address to listen on.
+    pub bind: SocketAddr,
+    /// `PORTCULLIS_DATA_DIR`: SQLite file and generated keys.
+    pub data_dir: PathBuf,
+    /// `DATABASE_URL`: `postgres://...` or `sqlite://...`; default SQLite in the data dir.
+    pub database_url: Option<String>,
+    /// `PORTCULLIS_JWT_SECRET`: switches to HS256 with this secret (>= 32 bytes).
+    pub jwt_secret: Option<SecretString>,
+    /// `PORTCULLIS_JWT_ISSUER`.
+    pub jwt_issuer: String,
+    /// `PORTCULLIS_JWT_AUDIENCE`.
+    pub jwt_audience: String,
+    /// `PORTCULLIS_ACCESS_TOKEN_TTL_SECS` (default 900).
+    pub access_token_ttl: Duration,
+    /// `PORTCULLIS_SESSION_IDLE_TTL_SECS` (default 7 days).
+    pub session_idle_ttl: Duration,
+    /// `PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS` (default 30 days).
+    pub session_absolute_ttl: Duration,
+    /// `PORTCULLIS_REFRESH_REUSE_GRACE_SECS` (default 10, 0 allowed).
+    pub refresh_reuse_grace: Duration,
+    /// `PORTCULLIS_REVOCATION_POLL_MS` (default 1000): how often other
+    /// instances' revocations are read; the cross-instance bound.
+    pub revocation_poll: Duration,
+    /// `PORTCULLIS_PASSWORD_MIN_LENGTH` (default 15, never under 8).
+    pub password_min_length: usize,
+    /// `PORTCULLIS_HASH_WORKERS` (default: number of CPUs).
+    pub hash_workers: usize,
+    /// `PORTCULLIS_HASH_QUEUE` (default 64): waiting hashes before 503.
+    pub hash_queue: usize,
+    /// `PORTCULLIS_DB_MAX_CONNECTIONS` (default 10).
+    pub db_max_connections: u32,
+    /// `PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS` (default 5000).
+    pub db_acquire_timeout: Duration,
+    /// `PORTCULLIS_DB_STATEMENT_TIMEOUT_MS` (default 10000).
+    pub db_statement_timeout: Duration,
+    /// `PORTCULLIS_SHUTDOWN_TIMEOUT_SECS` (default 10): in-flight deadline on SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// `PORTCULLIS_LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+}
+
+/// Where values come from: the process environment, or a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl<const N: usize> Source for [(&str, &str); N] {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
+fn parse<T>(source: &dyn Source, var: &'static str, default: T) -> Result<T, SettingsError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    match source.get(var) {
+        None => Ok(default),
+        Some(raw) if raw.trim().is_empty() => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| SettingsError {
+            var,
+            reason: format!("invalid value {:?}: {e}", truncate(&raw)),
+        }),
+    }
+}
+
+fn truncate(raw: &str) -> String {
+    raw.chars().take(64).collect()
+}
+
+fn secs(
+    source: &dyn Source,
+    var: &'static str,
+    default: u64,
+    min: u64,
+) -> Result<Duration, SettingsError> {
+    let value: u64 = parse(source, var, default)?;
+    if value < min {
+        return Err(SettingsError {
+            var,
+            reason: format!("must be at least {min}"),
+        });
+    }
+    Ok(Duration::from_secs(value))
+}
+
+fn millis(
+    source: &dyn Source,
+    var: &'static str,
+    default: u64,
+    min: u64,
+) -> Result<Duration, SettingsError> {
+    let value: u64 = parse(source, var, default)?;
+    if value < min {
+        return Err(SettingsError {
+            var,
+            reason: format!("must be at least {min}"),
+        });
+    }
+    Ok(Duration::from_millis(value))
+}
+
+impl Settings {
+    /// Reads the process environment.
+    ///
+    /// # Errors
+    /// The first bad variable.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_source(&ProcessEnv)
+    }
+
+    /// Reads `source`, applying defaults for anything unset.
+    ///
+    /// # Errors
+    /// The first bad variable.
+    pub fn from_source(source: &dyn Source) -> Result<Self, SettingsError> {
+        let default_workers =
+            std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        let jwt_secret = source
+            .get("PORTCULLIS_JWT_SECRET")
+            .filter(|s| !s.is_empty())
+            .map(|secret| {
+                if secret.len() < 32 {
+                    Err(SettingsError {
+                        var: "PORTCULLIS_JWT_SECRET",
+                        reason: "must be at least 32 bytes (generate one with `portcullis keys generate --hs256`)".to_owned(),
+                    })
+                } else {
+                    Ok(SecretString::from(secret))
+                }
+            })
+            .transpose()?;
+        let settings = Self {
+            bind: parse(
+                source,
+                "PORTCULLIS_BIND",
+                SocketAddr::from(([127, 0, 0, 1], 8080)),
+            )?,
+            data_dir: parse(source, "PORTCULLIS_DATA_DIR", PathBuf::from("./data"))?,
+            database_url: source.get("DATABASE_URL").filter(|s| !s.trim().is_empty()),
+            jwt_secret,
+            jwt_issuer: parse(source, "PORTCULLIS_JWT_ISSUER", "portcullis".to_owned())?,
+            jwt_audience: parse(
+                source,
+                "PORTCULLIS_JWT_AUDIENCE",
+                "portcullis-api".to_owned(),
+            )?,
+            access_token_ttl: secs(source, "PORTCULLIS_ACCESS_TOKEN_TTL_SECS", 900, 1)?,
+            session_idle_ttl: secs(source, "PORTCULLIS_SESSION_IDLE_TTL_SECS", 7 * 86_400, 1)?,
+            session_absolute_ttl: secs(
+                source,
+                "PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS",
+                30 * 86_400,
+                1,
+            )?,
+            refresh_reuse_grace: secs(source, "PORTCULLIS_REFRESH_REUSE_GRACE_SECS", 10, 0)?,
+            revocation_poll: millis(source, "PORTCULLIS_REVOCATION_POLL_MS", 1000, 50)?,
+            password_min_length: parse(source, "PORTCULLIS_PASSWORD_MIN_LENGTH", 15)?,
+            hash_workers: parse(source, "PORTCULLIS_HASH_WORKERS", default_workers)?,
+            hash_queue: parse(source, "PORTCULLIS_HASH_QUEUE", 64)?,
+            db_max_connections: parse(source, "PORTCULLIS_DB_MAX_CONNECTIONS", 10)?,
+            db_acquire_timeout: millis(source, "PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS", 5000, 1)?,
+            db_statement_timeout: millis(source, "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS", 10_000, 1)?,
+            shutdown_timeout: secs(source, "PORTCULLIS_SHUTDOWN_TIMEOUT_SECS", 10, 0)?,
+            log_format: parse(source, "PORTCULLIS_LOG_FORMAT", LogFormat::Text)?,
+        };
+        settings.validate()
+    }
+
+    fn validate(self) -> Result<Self, SettingsError> {
+        if !(8..=128).contains(&self.password_min_length) {
+            return Err(SettingsError {
+                var: "PORTCULLIS_PASSWORD_MIN_LENGTH",
+                reason: "must be between 8 and 128".to_owned(),
+            });
+        }
+        if self.hash_workers == 0 {
+            return Err(SettingsError {
+                var: "PORTCULLIS_HASH_WORKERS",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.db_max_connections == 0 {
+            return Err(SettingsError {
+                var: "PORTCULLIS_DB_MAX_CONNECTIONS",
+                reason: "must be at least 1".to_owned(),
+            });
+        }
+        if self.session_idle_ttl > self.session_absolute_ttl {
+            return Err(SettingsError {
+                var: "PORTCULLIS_SESSION_IDLE_TTL_SECS",
+                reason: "must not exceed PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS".to_owned(),
+            });
+        }
+        if let Some(url) = &self.database_url
+            && !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+        {
+            return Err(SettingsError {
+                var: "DATABASE_URL",
+                reason: "must start with postgres://, postgresql:// or sqlite:".to_owned(),
+            });
+        }
+        Ok(self)
+    }
+
+    /// Settings for tests: defaults, a given data dir, and a free port.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        let mut settings = Self::from_source(&[("PORTCULLIS_BIND", "127.0.0.1:0")])
+            .unwrap_or_else(|_| unreachable_defaults());
+        settings.data_dir = data_dir;
+        settings
+    }
+}
+
+// Defaults are valid by construction; this only keeps `for_tests` panic-free.
+fn unreachable_defaults() -> Settings {
+    Settings {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: PathBuf::from("./data"),
+        database_url: None,
+        jwt_secret: None,
+        jwt_issuer: "portcullis".to_owned(),
+        jwt_audience: "portcullis-api".to_owned(),
+        access_token_ttl: Duration::from_secs(900),
+        session_idle_ttl: Duration::from_secs(7 * 86_400),
+        session_absolute_ttl: Duration::from_secs(30 * 86_400),
+        refresh_reuse_grace: Duration::from_secs(10),
+        revocation_poll: Duration::from_millis(1000),
+        password_min_length: 15,
+        hash_workers: 2,
+        hash_queue: 64,
+        db_max_connections: 10,
+        db_acquire_timeout: Duration::from_secs(5),
+        db_statement_timeout: Duration::from_secs(10),
+        shutdown_timeout: Duration::from_secs(10),
+        log_format: LogFormat::Text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_safe_for_local_use() {
+        let settings = Settings::from_source(&[]).unwrap();
+        assert_eq!(settings.bind, SocketAddr::from(([127, 0, 0, 1], 8080)));
+        assert_eq!(settings.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.password_min_length, 15);
+        assert!(settings.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let err = Settings::from_source(&[("PORTCULLIS_BIND", "not-an-address")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_BIND");
+        assert!(
+            err.to_string()
+                .starts_with("PORTCULLIS_BIND: invalid value")
+        );
+        let err = Settings::from_source(&[("PORTCULLIS_JWT_SECRET", "short")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_JWT_SECRET");
+        assert!(
+            !err.to_string().contains("short"),
+            "the secret must not be echoed"
+        );
+        let err = Settings::from_source(&[("PORTCULLIS_PASSWORD_MIN_LENGTH", "7")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_PASSWORD_MIN_LENGTH");
+        let err = Settings::from_source(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+    }
+}

@@ -1,0 +1,12 @@
+//! sea-orm entities mirroring the tables the migrations create.
+//!
+//! They describe the schema for queries only: the schema itself comes from
+//! `portcullis-migration`, so a column changed here without a migration is a
+//! bug. Instants are `i64` Unix epoch milliseconds (UTC) and identifiers are
+//! `Uuid`, exactly as the migrations declare them. Nothing outside `db` sees
+//! these types; the repositories convert to and from domain types.
+
+pub(crate) mod refresh_token;
+pub(crate) mod session;
+pub(crate) mod task;
+pub(crate) mod user;

@@ -1,0 +1,232 @@
+//! Persistence: sea-orm over SQLite (the embedded default) or PostgreSQL.
+//!
+//! [`Database`] owns the connection pool, applies the migrations and hands out
+//! the repositories that implement the domain's storage ports. Entities and
+//! driver errors stay inside this module; callers see domain types and
+//! `StoreError` only.
+
+mod convert;
+mod entity;
+mod error;
+mod session_repository;
+mod task_repository;
+mod user_repository;
+mod write;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use portcullis_domain::error::StoreError;
+use portcullis_migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+};
+use tokio::sync::Mutex;
+
+pub use session_repository::SeaOrmSessionRepository;
+pub use task_repository::SeaOrmTaskRepository;
+pub use user_repository::SeaOrmUserRepository;
+
+use self::error::store_error;
+use self::write::WriteGate;
+
+/// Key of the PostgreSQL advisory lock that lets one instance migrate at a time
+/// ("portcull" in ASCII, so it is recognisable in `pg_locks`).
+const MIGRATION_LOCK_KEY: i64 = 0x706f_7274_6375_6c6c;
+
+/// How long a SQLite connection waits for a lock held by another process
+/// (in-process writers queue on the write gate instead).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pool and timeout settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbOptions {
+    /// Largest pool size. In-memory SQLite always uses exactly one connection.
+    pub max_connections: u32,
+    /// How long a query waits for a pooled connection (and for connecting).
+    pub acquire_timeout: Duration,
+    /// Longest a single statement may run (PostgreSQL only).
+    pub statement_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connection pool to SQLite or PostgreSQL and the repositories over it.
+///
+/// Cheap to clone: clones share the pool and, on SQLite, the write gate.
+#[derive(Clone)]
+pub struct Database {
+    conn: DatabaseConnection,
+    write_gate: WriteGate,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.conn.get_database_backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL of a SQLite database file, created on first connect.
+pub fn sqlite_url(path: &Path) -> String {
+    // sqlx percent-decodes the path and cuts it at `?`, so those must not be
+    // taken literally from a directory name.
+    let mut escaped = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' => escaped.push_str("%25"),
+            '?' => escaped.push_str("%3F"),
+            '#' => escaped.push_str("%23"),
+            _ => escaped.push(c),
+        }
+    }
+    format!("sqlite://{escaped}?mode=rwc")
+}
+
+impl Database {
+    /// Connects to `url`: `sqlite:` (a file, or `sqlite::memory:`) or
+    /// `postgres://` / `postgresql://`.
+    ///
+    /// # Errors
+    /// An unsupported URL or a database that cannot be reached.
+    pub async fn connect(url: &str, options: &DbOptions) -> anyhow::Result<Database> {
+        let mut connect = ConnectOptions::new(url);
+        connect
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_timeout(options.acquire_timeout)
+            // sea-orm's tracing spans already carry the statements; sqlx's own
+            // logging would print each one again at info level.
+            .sqlx_logging(false);
+
+        let write_gate = if url.starts_with("sqlite:") {
+            if is_sqlite_memory(url) {
+                // sqlx lets the pool's connections share one in-memory
+                // database through SQLite's shared cache, whose table locks
+                // fail with SQLITE_LOCKED instead of waiting, and the database
+                // vanishes with its last connection: keep exactly one, forever.
+                connect
+                    .max_connections(1)
+                    .min_connections(1)
+                    .idle_timeout(None::<Duration>)
+                    .max_lifetime(None::<Duration>);
+                connect.map_sqlx_sqlite_opts(|opts| {
+                    opts.foreign_keys(true).busy_timeout(SQLITE_BUSY_TIMEOUT)
+                });
+            } else {
+                // Set through the connect options so every pooled connection
+                // gets them: `foreign_keys`, `busy_timeout` and `synchronous`
+                // are per connection, unlike the persistent WAL journal mode.
+                connect.map_sqlx_sqlite_opts(|opts| {
+                    opts.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Normal)
+                        .foreign_keys(true)
+                        .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                });
+            }
+            Some(Arc::new(Mutex::new(())))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // Sent as a startup parameter, so it holds on every connection.
+            connect.statement_timeout(options.statement_timeout);
+            None
+        } else {
+            bail!("unsupported database URL scheme (expected sqlite: or postgres://)");
+        };
+
+        let conn = sea_orm::Database::connect(connect)
+            .await
+            .context("cannot connect to the database")?;
+        Ok(Database { conn, write_gate })
+    }
+
+    /// Applies pending migrations.
+    ///
+    /// On PostgreSQL the whole run holds a transaction-scoped advisory lock, so
+    /// instances starting together migrate one after the other and the later
+    /// ones find nothing to do. PostgreSQL DDL is transactional, so a failed
+    /// run leaves no half-applied migration behind.
+    ///
+    /// # Errors
+    /// A migration failed or the database is unreachable.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        if self.is_sqlite() {
+            let _gate = self.write_gate().await;
+            Migrator::up(&self.conn, None)
+                .await
+                .context("cannot apply migrations")?;
+            return Ok(());
+        }
+        let txn = self.conn.begin().await.context("cannot start migrations")?;
+        // Waiting for another instance's migration, or a long migration, must
+        // not trip the per-statement timeout meant for requests.
+        txn.execute_unprepared("SET LOCAL statement_timeout = 0")
+            .await
+            .context("cannot lift the statement timeout for migrations")?;
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [MIGRATION_LOCK_KEY.into()],
+        ))
+        .await
+        .context("cannot take the migration lock")?;
+        Migrator::up(&txn, None)
+            .await
+            .context("cannot apply migrations")?;
+        txn.commit().await.context("cannot commit migrations")?;
+        Ok(())
+    }
+
+    /// Checks that the database answers (`SELECT 1`), for readiness probes.
+    ///
+    /// # Errors
+    /// `StoreError::Unavailable` when it does not.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let backend = self.conn.get_database_backend();
+        self.conn
+            .query_one_raw(Statement::from_string(backend, "SELECT 1"))
+            .await
+            .map(drop)
+            .map_err(store_error)
+    }
+
+    /// The user repository.
+    pub fn users(&self) -> SeaOrmUserRepository {
+        SeaOrmUserRepository::new(self.clone())
+    }
+
+    /// The session and refresh-token repository.
+    pub fn sessions(&self) -> SeaOrmSessionRepository {
+        SeaOrmSessionRepository::new(self.clone())
+    }
+
+    /// The task repository.
+    pub fn tasks(&self) -> SeaOrmTaskRepository {
+        SeaOrmTaskRepository::new(self.clone())
+    }
+
+    /// The underlying sea-orm connection pool.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Whether this is SQLite (otherwise PostgreSQL).
+    pub fn is_sqlite(&self) -> bool {
+        self.conn.get_database_backend() == DbBackend::Sqlite
+    }
+}
+
+fn is_sqlite_memory(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}

@@ -1,0 +1,327 @@
+//! `SessionRepository` over sea-orm: sessions and their refresh-token digests.
+//!
+//! Every state change that must not race (rotation, replay within the grace
+//! interval, logout everywhere) is one transaction whose `UPDATE ... WHERE`
+//! re-checks the precondition, so the database decides who wins: on
+//! PostgreSQL the row lock taken by the first `UPDATE sessions` queues
+//! concurrent rotations of one session, on SQLite the write gate does.
+
+use async_trait::async_trait;
+use portcullis_domain::error::StoreError;
+use portcullis_domain::session::{
+    ClientInfo, RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionId,
+    SessionRepository, TokenHash,
+};
+use portcullis_domain::user::UserId;
+use sea_orm::prelude::Uuid;
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use time::OffsetDateTime;
+
+use super::Database;
+use super::convert::{from_millis, from_millis_opt, to_millis};
+use super::entity::{refresh_token, session};
+use super::error::{corrupt, store_error};
+use super::write::Decision;
+
+/// Sessions in `sessions`, refresh-token digests in `refresh_tokens`.
+#[derive(Clone)]
+pub struct SeaOrmSessionRepository {
+    db: Database,
+}
+
+impl SeaOrmSessionRepository {
+    pub(crate) fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl SessionRepository for SeaOrmSessionRepository {
+    async fn create(&self, session: &Session, first_token: &TokenHash) -> Result<(), StoreError> {
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            session::Entity::insert(session_row(session))
+                .exec_without_returning(tx.txn())
+                .await?;
+            insert_token(tx.txn(), session.id, first_token, session.created_at).await?;
+            Ok(Decision::Commit(()))
+        }
+        .await;
+        tx.settle(body).await
+    }
+
+    async fn find_by_refresh_token(
+        &self,
+        token: &TokenHash,
+    ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+        let found = refresh_token::Entity::find_by_id(token.as_bytes().to_vec())
+            .find_also_related(session::Entity)
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        let Some((record, session)) = found else {
+            return Ok(None);
+        };
+        // The foreign key guarantees the session; its absence is corruption.
+        let session = session.ok_or_else(|| corrupt("refresh token without a session"))?;
+        let record = RefreshRecord {
+            session_id: SessionId::from_uuid(record.session_id),
+            created_at: from_millis(record.created_at)?,
+            rotated_at: from_millis_opt(record.rotated_at)?,
+        };
+        Ok(Some((record, to_domain(session)?)))
+    }
+
+    async fn rotate(
+        &self,
+        session: SessionId,
+        presented: &TokenHash,
+        next: &TokenHash,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<RotateOutcome, StoreError> {
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            // The session first: its row lock serialises concurrent rotations,
+            // and an inactive session wins over a lost race.
+            if !touch_if_active(tx.txn(), session, now, idle_expires_at).await? {
+                return Ok(Decision::Rollback(RotateOutcome::SessionInactive));
+            }
+            let rotated = refresh_token::Entity::update_many()
+                .col_expr(
+                    refresh_token::Column::RotatedAt,
+                    Expr::value(to_millis(now)),
+                )
+                .filter(refresh_token::Column::TokenHash.eq(presented.as_bytes().to_vec()))
+                .filter(refresh_token::Column::SessionId.eq(session.as_uuid()))
+                .filter(refresh_token::Column::RotatedAt.is_null())
+                .exec(tx.txn())
+                .await?;
+            if rotated.rows_affected == 0 {
+                return Ok(Decision::Rollback(RotateOutcome::AlreadyRotated));
+            }
+            insert_token(tx.txn(), session, next, now).await?;
+            Ok(Decision::Commit(RotateOutcome::Rotated))
+        }
+        .await;
+        tx.settle(body).await
+    }
+
+    async fn add_token(
+        &self,
+        session: SessionId,
+        next: &TokenHash,
+        now: OffsetDateTime,
+        idle_expires_at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            if !touch_if_active(tx.txn(), session, now, idle_expires_at).await? {
+                return Ok(Decision::Rollback(false));
+            }
+            insert_token(tx.txn(), session, next, now).await?;
+            Ok(Decision::Commit(true))
+        }
+        .await;
+        tx.settle(body).await
+    }
+
+    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError> {
+        session::Entity::find_by_id(session.as_uuid())
+            .filter(session::Column::UserId.eq(user.as_uuid()))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn revoke(
+        &self,
+        user: UserId,
+        session: SessionId,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<bool, StoreError> {
+        let _gate = self.db.write_gate().await;
+        let result = revoke_where(now, reason)
+            .filter(session::Column::Id.eq(session.as_uuid()))
+            .filter(session::Column::UserId.eq(user.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(result.rows_affected > 0)
+    }
+
+    async fn revoke_all(
+        &self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Result<Vec<SessionId>, StoreError> {
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            let mut query = session::Entity::find()
+                .select_only()
+                .column(session::Column::Id)
+                .filter(session::Column::UserId.eq(user.as_uuid()))
+                .filter(session::Column::RevokedAt.is_null());
+            if let Some(except) = except {
+                query = query.filter(session::Column::Id.ne(except.as_uuid()));
+            }
+            // FOR UPDATE on PostgreSQL, so a concurrent revoke cannot slip in
+            // between the read and the write and make the returned list lie;
+            // locking in id order keeps two of these from deadlocking. SQLite
+            // ignores it: the write gate already excludes other writers.
+            let ids: Vec<Uuid> = query
+                .order_by_asc(session::Column::Id)
+                .lock_exclusive()
+                .into_tuple()
+                .all(tx.txn())
+                .await?;
+            if ids.is_empty() {
+                return Ok(Decision::Commit(Vec::new()));
+            }
+            revoke_where(now, reason)
+                .filter(session::Column::Id.is_in(ids.iter().copied()))
+                .exec(tx.txn())
+                .await?;
+            Ok(Decision::Commit(
+                ids.into_iter().map(SessionId::from_uuid).collect(),
+            ))
+        }
+        .await;
+        tx.settle(body).await
+    }
+
+    async fn list_active(
+        &self,
+        user: UserId,
+        now: OffsetDateTime,
+    ) -> Result<Vec<Session>, StoreError> {
+        let now = to_millis(now);
+        session::Entity::find()
+            .filter(session::Column::UserId.eq(user.as_uuid()))
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::IdleExpiresAt.gt(now))
+            .filter(session::Column::AbsoluteExpiresAt.gt(now))
+            .order_by_desc(session::Column::CreatedAt)
+            .order_by_desc(session::Column::Id)
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(to_domain)
+            .collect()
+    }
+
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
+        let rows: Vec<(Uuid, i64)> = session::Entity::find()
+            .select_only()
+            .column(session::Column::Id)
+            .column(session::Column::RevokedAt)
+            .filter(session::Column::RevokedAt.gte(to_millis(since)))
+            .order_by_asc(session::Column::RevokedAt)
+            .into_tuple()
+            .all(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        rows.into_iter()
+            .map(|(id, revoked_at)| {
+                Ok(Revocation {
+                    session_id: SessionId::from_uuid(id),
+                    revoked_at: from_millis(revoked_at)?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Records a use of `session` if it is still active at `now`; whether it was.
+async fn touch_if_active<C: ConnectionTrait>(
+    db: &C,
+    session: SessionId,
+    now: OffsetDateTime,
+    idle_expires_at: OffsetDateTime,
+) -> Result<bool, DbErr> {
+    let now = to_millis(now);
+    let result = session::Entity::update_many()
+        .col_expr(session::Column::LastUsedAt, Expr::value(now))
+        .col_expr(
+            session::Column::IdleExpiresAt,
+            Expr::value(to_millis(idle_expires_at)),
+        )
+        .filter(session::Column::Id.eq(session.as_uuid()))
+        .filter(session::Column::RevokedAt.is_null())
+        .filter(session::Column::IdleExpiresAt.gt(now))
+        .filter(session::Column::AbsoluteExpiresAt.gt(now))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected > 0)
+}
+
+/// Stores `token` as a current refresh token of `session`.
+async fn insert_token<C: ConnectionTrait>(
+    db: &C,
+    session: SessionId,
+    token: &TokenHash,
+    now: OffsetDateTime,
+) -> Result<(), DbErr> {
+    let row = refresh_token::ActiveModel {
+        token_hash: Set(token.as_bytes().to_vec()),
+        session_id: Set(session.as_uuid()),
+        created_at: Set(to_millis(now)),
+        rotated_at: Set(None),
+    };
+    refresh_token::Entity::insert(row)
+        .exec_without_returning(db)
+        .await?;
+    Ok(())
+}
+
+/// An update revoking the still-unrevoked sessions the caller filters down to.
+fn revoke_where(now: OffsetDateTime, reason: RevokeReason) -> sea_orm::UpdateMany<session::Entity> {
+    session::Entity::update_many()
+        .col_expr(session::Column::RevokedAt, Expr::value(to_millis(now)))
+        .col_expr(session::Column::RevokedReason, Expr::value(reason.as_str()))
+        .filter(session::Column::RevokedAt.is_null())
+}
+
+fn session_row(session: &Session) -> session::ActiveModel {
+    session::ActiveModel {
+        id: Set(session.id.as_uuid()),
+        user_id: Set(session.user_id.as_uuid()),
+        created_at: Set(to_millis(session.created_at)),
+        last_used_at: Set(to_millis(session.last_used_at)),
+        idle_expires_at: Set(to_millis(session.idle_expires_at)),
+        absolute_expires_at: Set(to_millis(session.absolute_expires_at)),
+        revoked_at: Set(session.revoked_at.map(to_millis)),
+        revoked_reason: Set(session.revoked_reason.map(|r| r.as_str().to_owned())),
+        user_agent: Set(session.client.user_agent().map(str::to_owned)),
+        client_ip: Set(session.client.ip().map(str::to_owned)),
+    }
+}
+
+fn to_domain(row: session::Model) -> Result<Session, StoreError> {
+    let revoked_reason = row
+        .revoked_reason
+        .as_deref()
+        .map(|stored| RevokeReason::parse(stored).ok_or_else(|| corrupt("revoke reason")))
+        .transpose()?;
+    Ok(Session {
+        id: SessionId::from_uuid(row.id),
+        user_id: UserId::from_uuid(row.user_id),
+        created_at: from_millis(row.created_at)?,
+        last_used_at: from_millis(row.last_used_at)?,
+        idle_expires_at: from_millis(row.idle_expires_at)?,
+        absolute_expires_at: from_millis(row.absolute_expires_at)?,
+        revoked_at: from_millis_opt(row.revoked_at)?,
+        revoked_reason,
+        client: ClientInfo::new(row.user_agent.as_deref(), row.client_ip),
+    })
+}

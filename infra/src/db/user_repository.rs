@@ -1,0 +1,96 @@
+//! `UserRepository` over sea-orm.
+
+use async_trait::async_trait;
+use portcullis_domain::error::StoreError;
+use portcullis_domain::password::PasswordHash;
+use portcullis_domain::user::{Email, InsertUserError, User, UserId, UserRepository};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use time::OffsetDateTime;
+
+use super::Database;
+use super::convert::{from_millis, to_millis};
+use super::entity::user;
+use super::error::{is_unique_violation_on, store_error};
+
+/// Users in the `users` table.
+#[derive(Clone)]
+pub struct SeaOrmUserRepository {
+    db: Database,
+}
+
+impl SeaOrmUserRepository {
+    pub(crate) fn new(db: Database) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait]
+impl UserRepository for SeaOrmUserRepository {
+    async fn insert(&self, user: &User) -> Result<(), InsertUserError> {
+        let row = user::ActiveModel {
+            id: Set(user.id.as_uuid()),
+            email: Set(user.email.as_str().to_owned()),
+            password_hash: Set(user.password_hash.as_str().to_owned()),
+            created_at: Set(to_millis(user.created_at)),
+            updated_at: Set(to_millis(user.updated_at)),
+        };
+        let _gate = self.db.write_gate().await;
+        match user::Entity::insert(row)
+            .exec_without_returning(self.db.connection())
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if is_unique_violation_on(&error, "email") => {
+                Err(InsertUserError::EmailTaken)
+            }
+            Err(error) => Err(store_error(error).into()),
+        }
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        user::Entity::find()
+            .filter(user::Column::Email.eq(email.as_str()))
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        user::Entity::find_by_id(id.as_uuid())
+            .one(self.db.connection())
+            .await
+            .map_err(store_error)?
+            .map(to_domain)
+            .transpose()
+    }
+
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let _gate = self.db.write_gate().await;
+        user::Entity::update_many()
+            .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
+            .col_expr(user::Column::UpdatedAt, Expr::value(to_millis(now)))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .exec(self.db.connection())
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+fn to_domain(row: user::Model) -> Result<User, StoreError> {
+    Ok(User {
+        id: UserId::from_uuid(row.id),
+        email: Email::from_trusted(row.email),
+        password_hash: PasswordHash::new(row.password_hash),
+        created_at: from_millis(row.created_at)?,
+        updated_at: from_millis(row.updated_at)?,
+    })
+}

@@ -1,0 +1,1172 @@
+//! Repository contract tests: one body per behaviour, run against SQLite (a
+//! temporary file) and PostgreSQL (a fresh database per test) with the real
+//! migrator.
+//!
+//! PostgreSQL is found through `PORTCULLIS_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`). The PostgreSQL variants are
+//! `#[ignore]`d so `cargo test` works on a machine without PostgreSQL and
+//! says so honestly; `cargo test -- --include-ignored` runs them, and an
+//! unreachable server then fails them.
+
+// clippy.toml allows these inside `#[test]` functions only; the shared bodies
+// and fixtures here are test code just the same.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use portcullis_domain::password::PasswordHash;
+use portcullis_domain::session::{
+    ClientInfo, RevokeReason, RotateOutcome, Session, SessionId, SessionPolicy, SessionRepository,
+    TokenHash,
+};
+use portcullis_domain::task::{Task, TaskDescription, TaskId, TaskRepository, TaskTitle};
+use portcullis_domain::user::{Email, InsertUserError, User, UserId, UserRepository};
+use portcullis_infra::db::{Database, DbOptions, sqlite_url};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use tempfile::TempDir;
+use time::{Duration, OffsetDateTime};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+// ---------------------------------------------------------------------------
+// Harness
+// ---------------------------------------------------------------------------
+
+/// A database for one test, removed when the test ends (even by panicking).
+struct TestDb {
+    db: Database,
+    _sqlite_dir: Option<TempDir>,
+    _postgres: Option<DropPostgresDatabase>,
+}
+
+impl TestDb {
+    async fn sqlite(migrate: bool) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = sqlite_url(&dir.path().join("portcullis.db"));
+        let db = Database::connect(&url, &DbOptions::default())
+            .await
+            .expect("connect to SQLite");
+        if migrate {
+            db.migrate().await.expect("migrate SQLite");
+        }
+        Self {
+            db,
+            _sqlite_dir: Some(dir),
+            _postgres: None,
+        }
+    }
+
+    /// A fresh PostgreSQL database; panics when the server is unreachable.
+    async fn postgres(migrate: bool) -> Self {
+        let base = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned());
+        let mut admin_options = sea_orm::ConnectOptions::new(base.as_str());
+        admin_options
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .sqlx_logging(false);
+        let admin = sea_orm::Database::connect(admin_options)
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "PostgreSQL is unreachable at {base} ({error}); start it or run without --include-ignored"
+                )
+            });
+        let name = format!("portcullis_{}", Uuid::new_v4().simple());
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        drop(admin);
+        let guard = DropPostgresDatabase {
+            admin_url: base.clone(),
+            name: name.clone(),
+        };
+        let db = Database::connect(&with_database(&base, &name), &DbOptions::default())
+            .await
+            .expect("connect to the test database");
+        if migrate {
+            db.migrate().await.expect("migrate PostgreSQL");
+        }
+        Self {
+            db,
+            _sqlite_dir: None,
+            _postgres: Some(guard),
+        }
+    }
+}
+
+/// `base` with its database name replaced by `name`.
+fn with_database(base: &str, name: &str) -> String {
+    let (without_query, query) = match base.split_once('?') {
+        Some((url, query)) => (url, Some(query)),
+        None => (base, None),
+    };
+    let authority_start = without_query.find("://").map_or(0, |i| i + 3);
+    let server = match without_query[authority_start..].find('/') {
+        Some(slash) => &without_query[..authority_start + slash],
+        None => without_query,
+    };
+    match query {
+        Some(query) => format!("{server}/{name}?{query}"),
+        None => format!("{server}/{name}"),
+    }
+}
+
+/// Drops the per-test PostgreSQL database, best effort.
+struct DropPostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for DropPostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        // Drop cannot await, and the test's runtime may be shutting down or
+        // unwinding: use a runtime of our own on a plain thread.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async {
+                if let Ok(admin) = sea_orm::Database::connect(admin_url.as_str()).await {
+                    let _ = admin.execute_unprepared(&sql).await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Runs each named body against a migrated SQLite and PostgreSQL database.
+macro_rules! contract_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let test_db = super::TestDb::sqlite(true).await;
+                super::$name(&test_db.db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[ignore = "needs PostgreSQL: run with --include-ignored (CI does)"]
+            async fn postgres() {
+                let test_db = super::TestDb::postgres(true).await;
+                super::$name(&test_db.db).await;
+            }
+        }
+    )*};
+}
+
+/// Like `contract_tests!`, on a database the migrations have not touched.
+macro_rules! unmigrated_contract_tests {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                let test_db = super::TestDb::sqlite(false).await;
+                super::$name(&test_db.db).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[ignore = "needs PostgreSQL: run with --include-ignored (CI does)"]
+            async fn postgres() {
+                let test_db = super::TestDb::postgres(false).await;
+                super::$name(&test_db.db).await;
+            }
+        }
+    )*};
+}
+
+unmigrated_contract_tests!(migrations_are_idempotent_and_safe_to_race);
+
+contract_tests!(
+    email_is_unique_case_insensitively,
+    concurrent_signups_with_one_email_yield_one_account,
+    users_are_found_by_email_and_id,
+    password_hash_is_updated,
+    session_is_created_and_found_by_refresh_token,
+    rotation_is_single_use_and_stops_at_revocation,
+    rotation_stops_at_expiry,
+    concurrent_rotations_of_one_token_have_one_winner,
+    add_token_only_extends_active_sessions,
+    revoke_touches_only_the_owners_active_session,
+    revoke_all_spares_the_exception_and_other_users,
+    list_active_excludes_revoked_and_expired_newest_first,
+    revoked_since_reports_revocations_from_that_instant,
+    tasks_are_scoped_to_their_owner,
+    tasks_page_newest_first_with_a_cursor,
+    task_order_is_uuid_byte_order,
+    foreign_keys_are_enforced_on_every_connection,
+    fifty_concurrent_writes_all_succeed,
+    deleting_a_user_cascades_to_sessions_and_tasks,
+);
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/// Now, at the millisecond precision storage keeps.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .expect("valid nanosecond")
+}
+
+fn user_with_email(email: &str) -> User {
+    let at = now();
+    User {
+        id: UserId::new(),
+        email: Email::parse(email).expect("valid email"),
+        password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn new_user(db: &Database) -> User {
+    let user = user_with_email(&format!("{}@example.com", Uuid::new_v4().simple()));
+    db.users().insert(&user).await.expect("insert user");
+    user
+}
+
+fn token() -> TokenHash {
+    TokenHash::from_bytes([*Uuid::new_v4().as_bytes(), *Uuid::new_v4().as_bytes()].concat())
+}
+
+fn session_for(user: UserId, opened_at: OffsetDateTime) -> Session {
+    Session::open(
+        user,
+        opened_at,
+        &SessionPolicy::default(),
+        ClientInfo::new(Some("contract-test/1.0"), Some("192.0.2.7".to_owned())),
+    )
+}
+
+async fn new_session(
+    db: &Database,
+    user: UserId,
+    opened_at: OffsetDateTime,
+) -> (Session, TokenHash) {
+    let session = session_for(user, opened_at);
+    let first = token();
+    db.sessions()
+        .create(&session, &first)
+        .await
+        .expect("create session");
+    (session, first)
+}
+
+fn task_for(owner: UserId, id: TaskId, title: &str) -> Task {
+    let at = now();
+    Task {
+        id,
+        user_id: owner,
+        title: TaskTitle::parse(title).expect("valid title"),
+        description: Some(TaskDescription::parse("details").expect("valid description")),
+        done: false,
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Migrations
+// ---------------------------------------------------------------------------
+
+async fn migrations_are_idempotent_and_safe_to_race(db: &Database) {
+    // Two instances starting together: on PostgreSQL the advisory lock makes
+    // one wait for the other, which then finds nothing left to do.
+    let other = db.clone();
+    let (first, second) = tokio::join!(db.migrate(), other.migrate());
+    first.expect("first migration run");
+    second.expect("concurrent migration run");
+    db.migrate().await.expect("third migration run");
+
+    let user = new_user(db).await;
+    assert!(db.users().find_by_id(user.id).await.unwrap().is_some());
+    db.ping().await.expect("ping");
+}
+
+// ---------------------------------------------------------------------------
+// Users
+// ---------------------------------------------------------------------------
+
+async fn email_is_unique_case_insensitively(db: &Database) {
+    let users = db.users();
+    users
+        .insert(&user_with_email("ada@example.com"))
+        .await
+        .unwrap();
+
+    let result = users.insert(&user_with_email("  ADA@Example.COM ")).await;
+
+    assert!(
+        matches!(result, Err(InsertUserError::EmailTaken)),
+        "{result:?}"
+    );
+}
+
+async fn concurrent_signups_with_one_email_yield_one_account(db: &Database) {
+    for round in 0..5 {
+        let email = format!("race{round}@example.com");
+        let mut attempts = JoinSet::new();
+        for _ in 0..2 {
+            let users = db.users();
+            let user = user_with_email(&email);
+            attempts.spawn(async move { users.insert(&user).await });
+        }
+        let results = attempts.join_all().await;
+
+        let created = results.iter().filter(|r| r.is_ok()).count();
+        let taken = results
+            .iter()
+            .filter(|r| matches!(r, Err(InsertUserError::EmailTaken)))
+            .count();
+        assert_eq!((created, taken), (1, 1), "{results:?}");
+    }
+}
+
+async fn users_are_found_by_email_and_id(db: &Database) {
+    let users = db.users();
+    let user = new_user(db).await;
+
+    let by_email = users
+        .find_by_email(&user.email)
+        .await
+        .unwrap()
+        .expect("found by email");
+    let by_id = users
+        .find_by_id(user.id)
+        .await
+        .unwrap()
+        .expect("found by id");
+
+    for found in [by_email, by_id] {
+        assert_eq!(found.id, user.id);
+        assert_eq!(found.email, user.email);
+        assert_eq!(found.password_hash, user.password_hash);
+        assert_eq!(found.created_at, user.created_at);
+        assert_eq!(found.updated_at, user.updated_at);
+    }
+    let stranger = Email::parse("nobody@example.com").unwrap();
+    assert!(users.find_by_email(&stranger).await.unwrap().is_none());
+    assert!(users.find_by_id(UserId::new()).await.unwrap().is_none());
+}
+
+async fn password_hash_is_updated(db: &Database) {
+    let users = db.users();
+    let user = new_user(db).await;
+    let upgraded = PasswordHash::new("$argon2id$v=19$m=65536,t=3,p=1$bmV3$bmV3aGFzaA".to_owned());
+    let later = user.updated_at + Duration::seconds(5);
+
+    users
+        .update_password_hash(user.id, &upgraded, later)
+        .await
+        .unwrap();
+
+    let stored = users.find_by_id(user.id).await.unwrap().unwrap();
+    assert_eq!(stored.password_hash, upgraded);
+    assert_eq!(stored.updated_at, later);
+    assert_eq!(stored.created_at, user.created_at);
+}
+
+// ---------------------------------------------------------------------------
+// Sessions
+// ---------------------------------------------------------------------------
+
+async fn session_is_created_and_found_by_refresh_token(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let (session, first) = new_session(db, user.id, now()).await;
+
+    let (record, found) = sessions
+        .find_by_refresh_token(&first)
+        .await
+        .unwrap()
+        .expect("found");
+
+    assert_eq!(found, session);
+    assert_eq!(found.client.user_agent(), Some("contract-test/1.0"));
+    assert_eq!(found.client.ip(), Some("192.0.2.7"));
+    assert_eq!(record.session_id, session.id);
+    assert_eq!(record.created_at, session.created_at);
+    assert_eq!(record.rotated_at, None);
+    assert!(
+        sessions
+            .find_by_refresh_token(&token())
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        sessions.find(user.id, session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        sessions.find(UserId::new(), session.id).await.unwrap(),
+        None
+    );
+}
+
+async fn rotation_is_single_use_and_stops_at_revocation(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let opened = now();
+    let (session, first) = new_session(db, user.id, opened).await;
+    let used = opened + Duration::minutes(1);
+    let idle = used + Duration::days(7);
+    let second = token();
+
+    let outcome = sessions
+        .rotate(session.id, &first, &second, used, idle)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::Rotated);
+    let (old, after) = sessions
+        .find_by_refresh_token(&first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.rotated_at, Some(used));
+    assert_eq!((after.last_used_at, after.idle_expires_at), (used, idle));
+    let (new, _) = sessions
+        .find_by_refresh_token(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((new.created_at, new.rotated_at), (used, None));
+
+    let replayed = token();
+    let outcome = sessions
+        .rotate(session.id, &first, &replayed, used, idle)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::AlreadyRotated);
+    assert!(
+        sessions
+            .find_by_refresh_token(&replayed)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert!(
+        sessions
+            .revoke(user.id, session.id, used, RevokeReason::Logout)
+            .await
+            .unwrap()
+    );
+    let late = token();
+    let outcome = sessions
+        .rotate(session.id, &second, &late, used, idle)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::SessionInactive);
+    assert!(
+        sessions
+            .find_by_refresh_token(&late)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (current, _) = sessions
+        .find_by_refresh_token(&second)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        current.rotated_at, None,
+        "an inactive rotation must roll back"
+    );
+}
+
+async fn rotation_stops_at_expiry(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let (session, first) = new_session(db, user.id, now()).await;
+    let after_idle = session.idle_expires_at + Duration::seconds(1);
+
+    let outcome = sessions
+        .rotate(
+            session.id,
+            &first,
+            &token(),
+            after_idle,
+            after_idle + Duration::days(7),
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(outcome, RotateOutcome::SessionInactive);
+    let (record, stored) = sessions
+        .find_by_refresh_token(&first)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.rotated_at, None);
+    assert_eq!(stored, session);
+}
+
+async fn concurrent_rotations_of_one_token_have_one_winner(db: &Database) {
+    let user = new_user(db).await;
+    let (session, first) = new_session(db, user.id, now()).await;
+    let first = Arc::new(first);
+    let used = now();
+    let idle = used + Duration::days(7);
+
+    let mut attempts = JoinSet::new();
+    for _ in 0..16 {
+        let sessions = db.sessions();
+        let presented = Arc::clone(&first);
+        let next = token();
+        attempts.spawn(async move {
+            let outcome = sessions
+                .rotate(session.id, &presented, &next, used, idle)
+                .await;
+            (outcome, next)
+        });
+    }
+    let results = attempts.join_all().await;
+
+    let mut winners = Vec::new();
+    for (outcome, next) in results {
+        match outcome.expect("no storage error under contention") {
+            RotateOutcome::Rotated => winners.push(next),
+            RotateOutcome::AlreadyRotated => {
+                let stored = db.sessions().find_by_refresh_token(&next).await.unwrap();
+                assert!(stored.is_none(), "a losing rotation stored its token");
+            }
+            RotateOutcome::SessionInactive => panic!("the session is active"),
+        }
+    }
+    assert_eq!(winners.len(), 1);
+    let (record, _) = db
+        .sessions()
+        .find_by_refresh_token(&winners[0])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.rotated_at, None);
+}
+
+async fn add_token_only_extends_active_sessions(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let (session, _first) = new_session(db, user.id, now()).await;
+    let used = session.created_at + Duration::seconds(3);
+    let idle = used + Duration::days(7);
+    let extra = token();
+
+    assert!(
+        sessions
+            .add_token(session.id, &extra, used, idle)
+            .await
+            .unwrap()
+    );
+    let (record, stored) = sessions
+        .find_by_refresh_token(&extra)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.session_id, record.created_at, record.rotated_at),
+        (session.id, used, None)
+    );
+    assert_eq!((stored.last_used_at, stored.idle_expires_at), (used, idle));
+
+    sessions
+        .revoke(user.id, session.id, used, RevokeReason::Logout)
+        .await
+        .unwrap();
+    let refused = token();
+    assert!(
+        !sessions
+            .add_token(session.id, &refused, used, idle)
+            .await
+            .unwrap()
+    );
+    assert!(
+        sessions
+            .find_by_refresh_token(&refused)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn revoke_touches_only_the_owners_active_session(db: &Database) {
+    let sessions = db.sessions();
+    let owner = new_user(db).await;
+    let intruder = new_user(db).await;
+    let (session, _) = new_session(db, owner.id, now()).await;
+    let at = now() + Duration::seconds(1);
+
+    assert!(
+        !sessions
+            .revoke(intruder.id, session.id, at, RevokeReason::RevokedByUser)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        sessions
+            .find(owner.id, session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+
+    assert!(
+        sessions
+            .revoke(owner.id, session.id, at, RevokeReason::RevokedByUser)
+            .await
+            .unwrap()
+    );
+    let later = at + Duration::seconds(1);
+    assert!(
+        !sessions
+            .revoke(owner.id, session.id, later, RevokeReason::Logout)
+            .await
+            .unwrap()
+    );
+
+    let stored = sessions.find(owner.id, session.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.revoked_at,
+        Some(at),
+        "a second revoke must not move the time"
+    );
+    assert_eq!(stored.revoked_reason, Some(RevokeReason::RevokedByUser));
+}
+
+async fn revoke_all_spares_the_exception_and_other_users(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let other = new_user(db).await;
+    let opened = now();
+    let (current, _) = new_session(db, user.id, opened).await;
+    let (phone, _) = new_session(db, user.id, opened).await;
+    let (laptop, _) = new_session(db, user.id, opened).await;
+    let (already, _) = new_session(db, user.id, opened).await;
+    let (others, _) = new_session(db, other.id, opened).await;
+    let at = opened + Duration::seconds(1);
+    sessions
+        .revoke(user.id, already.id, at, RevokeReason::Logout)
+        .await
+        .unwrap();
+
+    let revoked = sessions
+        .revoke_all(user.id, Some(current.id), at, RevokeReason::LogoutOthers)
+        .await
+        .unwrap();
+
+    let revoked: HashSet<SessionId> = revoked.into_iter().collect();
+    assert_eq!(revoked, HashSet::from([phone.id, laptop.id]));
+    let stored = sessions.find(user.id, phone.id).await.unwrap().unwrap();
+    assert_eq!(stored.revoked_reason, Some(RevokeReason::LogoutOthers));
+    assert_eq!(
+        sessions
+            .find(user.id, current.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    assert_eq!(
+        sessions
+            .find(other.id, others.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at,
+        None
+    );
+    let kept = sessions.find(user.id, already.id).await.unwrap().unwrap();
+    assert_eq!(kept.revoked_reason, Some(RevokeReason::Logout));
+
+    let rest = sessions
+        .revoke_all(user.id, None, at, RevokeReason::LogoutAll)
+        .await
+        .unwrap();
+    assert_eq!(rest, vec![current.id]);
+    assert!(
+        sessions
+            .revoke_all(user.id, None, at, RevokeReason::LogoutAll)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn list_active_excludes_revoked_and_expired_newest_first(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let other = new_user(db).await;
+    let t0 = now();
+    let (older, _) = new_session(db, user.id, t0).await;
+    let (newer, _) = new_session(db, user.id, t0 + Duration::minutes(1)).await;
+    let (revoked, _) = new_session(db, user.id, t0 + Duration::minutes(2)).await;
+    sessions
+        .revoke(
+            user.id,
+            revoked.id,
+            t0 + Duration::minutes(3),
+            RevokeReason::Logout,
+        )
+        .await
+        .unwrap();
+    let mut idle_expired = session_for(user.id, t0 - Duration::days(8));
+    idle_expired.idle_expires_at = t0 - Duration::days(1);
+    sessions.create(&idle_expired, &token()).await.unwrap();
+    let mut absolute_expired = session_for(user.id, t0 - Duration::days(31));
+    absolute_expired.idle_expires_at = t0 + Duration::days(1);
+    absolute_expired.absolute_expires_at = t0 - Duration::seconds(1);
+    sessions.create(&absolute_expired, &token()).await.unwrap();
+    new_session(db, other.id, t0).await;
+
+    let active = sessions
+        .list_active(user.id, t0 + Duration::minutes(5))
+        .await
+        .unwrap();
+
+    let ids: Vec<SessionId> = active.iter().map(|s| s.id).collect();
+    assert_eq!(ids, vec![newer.id, older.id]);
+    assert_eq!(active[1], older);
+}
+
+async fn revoked_since_reports_revocations_from_that_instant(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let t0 = now();
+    let (early, _) = new_session(db, user.id, t0).await;
+    let (late, _) = new_session(db, user.id, t0).await;
+    let (active, _) = new_session(db, user.id, t0).await;
+    let early_at = t0 + Duration::seconds(1);
+    let late_at = t0 + Duration::seconds(10);
+    sessions
+        .revoke(user.id, early.id, early_at, RevokeReason::Logout)
+        .await
+        .unwrap();
+    sessions
+        .revoke(user.id, late.id, late_at, RevokeReason::Logout)
+        .await
+        .unwrap();
+
+    let recent = sessions.revoked_since(late_at).await.unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(
+        (recent[0].session_id, recent[0].revoked_at),
+        (late.id, late_at)
+    );
+
+    let all: HashSet<SessionId> = sessions
+        .revoked_since(early_at)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.session_id)
+        .collect();
+    assert_eq!(all, HashSet::from([early.id, late.id]));
+    assert!(!all.contains(&active.id));
+    assert!(
+        sessions
+            .revoked_since(late_at + Duration::milliseconds(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+async fn tasks_are_scoped_to_their_owner(db: &Database) {
+    let tasks = db.tasks();
+    let owner = new_user(db).await;
+    let stranger = new_user(db).await;
+    let task = task_for(owner.id, TaskId::new(), "write the contract tests");
+    tasks.insert(&task).await.unwrap();
+
+    assert_eq!(
+        tasks.get(owner.id, task.id).await.unwrap(),
+        Some(task.clone())
+    );
+    assert_eq!(tasks.get(stranger.id, task.id).await.unwrap(), None);
+    assert!(tasks.list(stranger.id, None, 10).await.unwrap().is_empty());
+
+    let mut hijacked = task.clone();
+    hijacked.title = TaskTitle::parse("pwned").unwrap();
+    assert!(!tasks.update(stranger.id, &hijacked).await.unwrap());
+    assert!(!tasks.delete(stranger.id, task.id).await.unwrap());
+    assert_eq!(
+        tasks.get(owner.id, task.id).await.unwrap(),
+        Some(task.clone())
+    );
+
+    let mut edited = task.clone();
+    edited.title = TaskTitle::parse("ship them").unwrap();
+    edited.description = None;
+    edited.done = true;
+    edited.updated_at = task.updated_at + Duration::seconds(30);
+    assert!(tasks.update(owner.id, &edited).await.unwrap());
+    assert_eq!(tasks.get(owner.id, task.id).await.unwrap(), Some(edited));
+
+    assert!(tasks.delete(owner.id, task.id).await.unwrap());
+    assert_eq!(tasks.get(owner.id, task.id).await.unwrap(), None);
+    assert!(!tasks.delete(owner.id, task.id).await.unwrap());
+    assert!(!tasks.update(owner.id, &task).await.unwrap());
+}
+
+async fn tasks_page_newest_first_with_a_cursor(db: &Database) {
+    let tasks = db.tasks();
+    let owner = new_user(db).await;
+    let other = new_user(db).await;
+    let mut created = Vec::new();
+    for n in 0..5 {
+        let task = task_for(owner.id, TaskId::new(), &format!("task {n}"));
+        tasks.insert(&task).await.unwrap();
+        created.push(task.id);
+    }
+    tasks
+        .insert(&task_for(other.id, TaskId::new(), "not yours"))
+        .await
+        .unwrap();
+
+    let mut pages = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page: Vec<TaskId> = tasks
+            .list(owner.id, cursor, 2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.id)
+            .collect();
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        cursor = Some(last);
+        pages.push(page);
+    }
+
+    created.reverse();
+    assert_eq!(pages.len(), 3);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        vec![2, 2, 1]
+    );
+    assert_eq!(pages.concat(), created, "UUIDv7 ids come back newest first");
+}
+
+async fn task_order_is_uuid_byte_order(db: &Database) {
+    // Random v4 ids spread over the whole byte range, so a backend that
+    // compared uuids any other way than byte-wise would show it here.
+    let tasks = db.tasks();
+    let owner = new_user(db).await;
+    let mut ids: Vec<Uuid> = (0..40).map(|_| Uuid::new_v4()).collect();
+    ids.push(Uuid::from_bytes([0x80; 16]));
+    ids.push(Uuid::from_bytes([0x7f; 16]));
+    for id in &ids {
+        tasks
+            .insert(&task_for(owner.id, TaskId::from_uuid(*id), "ordered"))
+            .await
+            .unwrap();
+    }
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+
+    let listed: Vec<Uuid> = tasks
+        .list(owner.id, None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id.as_uuid())
+        .collect();
+    assert_eq!(listed, ids);
+
+    let cursor = ids[10];
+    let below: Vec<Uuid> = tasks
+        .list(owner.id, Some(TaskId::from_uuid(cursor)), 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id.as_uuid())
+        .collect();
+    assert_eq!(below, ids[11..]);
+}
+
+// ---------------------------------------------------------------------------
+// Engine behaviour
+// ---------------------------------------------------------------------------
+
+async fn foreign_keys_are_enforced_on_every_connection(db: &Database) {
+    // More attempts than pooled connections, concurrently, so every
+    // connection of the pool gets used at least once.
+    let mut attempts = JoinSet::new();
+    for _ in 0..20 {
+        let tasks = db.tasks();
+        attempts.spawn(async move {
+            tasks
+                .insert(&task_for(UserId::new(), TaskId::new(), "orphan"))
+                .await
+        });
+    }
+    for result in attempts.join_all().await {
+        assert!(result.is_err(), "a task without its user was stored");
+    }
+}
+
+async fn fifty_concurrent_writes_all_succeed(db: &Database) {
+    let user = new_user(db).await;
+    let (session, _) = new_session(db, user.id, now()).await;
+    let mut writes = JoinSet::new();
+    for n in 0..50 {
+        let db = db.clone();
+        writes.spawn(async move {
+            match n % 4 {
+                0 => {
+                    let email = format!("writer{n}@example.com");
+                    db.users()
+                        .insert(&user_with_email(&email))
+                        .await
+                        .map_err(|e| format!("{e:?}"))
+                }
+                1 => {
+                    let s = session_for(user.id, now());
+                    db.sessions()
+                        .create(&s, &token())
+                        .await
+                        .map_err(|e| format!("{e:?}"))
+                }
+                2 => {
+                    let at = now();
+                    let idle = at + Duration::days(7);
+                    match db
+                        .sessions()
+                        .add_token(session.id, &token(), at, idle)
+                        .await
+                    {
+                        Ok(true) => Ok(()),
+                        other => Err(format!("{other:?}")),
+                    }
+                }
+                _ => db
+                    .tasks()
+                    .insert(&task_for(user.id, TaskId::new(), &format!("task {n}")))
+                    .await
+                    .map_err(|e| format!("{e:?}")),
+            }
+        });
+    }
+    let failures: Vec<String> = writes
+        .join_all()
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert!(failures.is_empty(), "failed writes: {failures:?}");
+    assert_eq!(db.tasks().list(user.id, None, 100).await.unwrap().len(), 12);
+}
+
+async fn deleting_a_user_cascades_to_sessions_and_tasks(db: &Database) {
+    let user = new_user(db).await;
+    let (session, first) = new_session(db, user.id, now()).await;
+    let task = task_for(user.id, TaskId::new(), "goes with its owner");
+    db.tasks().insert(&task).await.unwrap();
+
+    let delete = Query::delete()
+        .from_table("users")
+        .and_where(ExprTrait::eq(Expr::col("id"), user.id.as_uuid()))
+        .to_owned();
+    db.connection().execute(&delete).await.unwrap();
+
+    assert!(
+        db.sessions()
+            .find(user.id, session.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.sessions()
+            .find_by_refresh_token(&first)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.tasks().get(user.id, task.id).await.unwrap().is_none());
+}
+
+// ---------------------------------------------------------------------------
+// PostgreSQL only
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with --include-ignored (CI does)"]
+async fn postgres_connections_carry_the_statement_timeout() {
+    let test_db = TestDb::postgres(true).await;
+    let mut seen = HashSet::new();
+    let mut checks = JoinSet::new();
+    for _ in 0..12 {
+        let db = test_db.db.clone();
+        checks.spawn(async move {
+            let row = db
+                .connection()
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Postgres,
+                    "SELECT current_setting('statement_timeout'), pg_backend_pid()",
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            (
+                row.try_get_by_index::<String>(0).unwrap(),
+                row.try_get_by_index::<i32>(1).unwrap(),
+            )
+        });
+    }
+    for (timeout, pid) in checks.join_all().await {
+        assert_eq!(timeout, "10s");
+        seen.insert(pid);
+    }
+    assert!(!test_db.db.is_sqlite());
+    assert!(!seen.is_empty());
+}
+
+// ---------------------------------------------------------------------------
+// SQLite only
+// ---------------------------------------------------------------------------
+
+async fn sqlite_pragma(db: &Database, pragma: &str) -> String {
+    let row = db
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            format!("PRAGMA {pragma}"),
+        ))
+        .await
+        .unwrap()
+        .expect("a pragma row");
+    row.try_get_by_index::<String>(0)
+        .or_else(|_| row.try_get_by_index::<i64>(0).map(|n| n.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn sqlite_file_uses_wal_with_per_connection_settings() {
+    let test_db = TestDb::sqlite(true).await;
+    let db = &test_db.db;
+
+    assert!(db.is_sqlite());
+    assert_eq!(sqlite_pragma(db, "journal_mode").await, "wal");
+    assert_eq!(sqlite_pragma(db, "foreign_keys").await, "1");
+    assert_eq!(sqlite_pragma(db, "busy_timeout").await, "5000");
+    assert_eq!(sqlite_pragma(db, "synchronous").await, "1", "NORMAL");
+}
+
+#[tokio::test]
+async fn sqlite_stores_uuids_as_16_byte_blobs() {
+    let test_db = TestDb::sqlite(true).await;
+    let user = new_user(&test_db.db).await;
+    let row = test_db
+        .db
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT typeof(id), length(id) FROM users",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.try_get_by_index::<String>(0).unwrap(), "blob");
+    assert_eq!(row.try_get_by_index::<i64>(1).unwrap(), 16);
+    assert!(
+        test_db
+            .db
+            .users()
+            .find_by_id(user.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_keeps_its_data_on_one_connection() {
+    let db = Database::connect("sqlite::memory:", &DbOptions::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    let user = new_user(&db).await;
+
+    let mut reads = JoinSet::new();
+    for _ in 0..8 {
+        let users = db.users();
+        let id = user.id;
+        reads.spawn(async move { users.find_by_id(id).await });
+    }
+    for found in reads.join_all().await {
+        assert!(found.unwrap().is_some());
+    }
+}
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    let result = Database::connect("mysql://localhost/portcullis", &DbOptions::default()).await;
+    assert!(result.is_err());
+}
+
+#[test]
+fn sqlite_url_creates_the_file_on_first_connect() {
+    let url = sqlite_url(std::path::Path::new("/var/lib/portcullis/portcullis.db"));
+    assert_eq!(url, "sqlite:///var/lib/portcullis/portcullis.db?mode=rwc");
+}
+
+#[test]
+fn test_database_urls_keep_server_and_query() {
+    assert_eq!(
+        with_database("postgres://postgres@127.0.0.1:5432/test", "db1"),
+        "postgres://postgres@127.0.0.1:5432/db1"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/test?sslmode=disable", "db1"),
+        "postgres://u:p@h/db1?sslmode=disable"
+    );
+    assert_eq!(
+        with_database("postgres://h:5432", "db1"),
+        "postgres://h:5432/db1"
+    );
+}
+
+// Keeps `ping` honest on a database that went away.
+#[tokio::test]
+async fn ping_reports_an_unreachable_database_as_unavailable() {
+    let options = DbOptions {
+        acquire_timeout: std::time::Duration::from_millis(500),
+        ..DbOptions::default()
+    };
+    let db = Database::connect("sqlite::memory:", &options)
+        .await
+        .unwrap();
+    db.connection().clone().close().await.unwrap();
+    let result = db.ping().await;
+    assert!(
+        matches!(
+            result,
+            Err(portcullis_domain::error::StoreError::Unavailable(_))
+        ),
+        "{result:?}"
+    );
+}

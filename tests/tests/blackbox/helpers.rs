@@ -1,0 +1,329 @@
+//! `spawn_app()` and a small typed client.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use portcullis_api::{Application, Settings};
+use reqwest::{Client, Response, StatusCode};
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+pub const PASSWORD: &str = "a long and quiet river at dawn";
+
+/// A running server and what a test needs to talk to it.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub data_dir: PathBuf,
+    pub database_url: Option<String>,
+    _dir: Option<TempDir>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Options for a test server.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra environment-style settings, e.g. `("PORTCULLIS_ACCESS_TOKEN_TTL_SECS", "2")`.
+    pub env: Vec<(&'static str, String)>,
+    /// Reuse this data directory (restart tests).
+    pub data_dir: Option<PathBuf>,
+    /// Reuse this database (several instances, restarts).
+    pub database_url: Option<String>,
+}
+
+fn use_postgres() -> bool {
+    std::env::var("PORTCULLIS_TEST_BACKEND").is_ok_and(|b| b.eq_ignore_ascii_case("postgres"))
+}
+
+/// A fresh PostgreSQL database for one test.
+pub async fn fresh_postgres_database() -> String {
+    let base = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let name = format!("portcullis_bb_{}", uuid::Uuid::new_v4().simple());
+    let admin = Database::connect(&base)
+        .await
+        .expect("PostgreSQL must be reachable for PORTCULLIS_TEST_BACKEND=postgres");
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create test database");
+    let (prefix, _) = base.rsplit_once('/').expect("database URL has a path");
+    format!("{prefix}/{name}")
+}
+
+/// A database URL for a new test: PostgreSQL when asked for, else `None` (SQLite in the data dir).
+pub async fn fresh_database_url() -> Option<String> {
+    if use_postgres() {
+        Some(fresh_postgres_database().await)
+    } else {
+        None
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    let (dir, data_dir) = match options.data_dir.clone() {
+        Some(path) => (None, path),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().to_path_buf();
+            (Some(dir), path)
+        }
+    };
+    let database_url = match options.database_url.clone() {
+        Some(url) => Some(url),
+        None => fresh_database_url().await,
+    };
+    let mut settings = Settings::for_tests(data_dir.clone());
+    settings.database_url = database_url.clone();
+    // Small pools keep many parallel tests within the machine's limits.
+    settings.hash_workers = 1;
+    settings.db_max_connections = 4;
+    settings.revocation_poll = Duration::from_millis(200);
+    settings.shutdown_timeout = Duration::from_secs(2);
+    apply_env(&mut settings, &options.env);
+
+    let app = Application::build(settings)
+        .await
+        .expect("application starts");
+    let addr = app.local_addr();
+    let (tx, rx) = oneshot::channel::<()>();
+    let handle = tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    let test_app = TestApp {
+        base: format!("http://{addr}"),
+        client: Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        data_dir,
+        database_url,
+        _dir: dir,
+        shutdown: Some(tx),
+        handle: Some(handle),
+    };
+    test_app.wait_until_live().await;
+    test_app
+}
+
+/// Overrides settings with environment-style pairs, through the real parser.
+fn apply_env(settings: &mut Settings, pairs: &[(&'static str, String)]) {
+    struct Pairs<'a>(&'a [(&'static str, String)]);
+    impl portcullis_api::settings::Source for Pairs<'_> {
+        fn get(&self, name: &str) -> Option<String> {
+            self.0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.clone())
+        }
+    }
+    if pairs.is_empty() {
+        return;
+    }
+    let parsed = Settings::from_source(&Pairs(pairs)).expect("valid test settings");
+    for (name, _) in pairs {
+        match *name {
+            "PORTCULLIS_ACCESS_TOKEN_TTL_SECS" => {
+                settings.access_token_ttl = parsed.access_token_ttl
+            }
+            "PORTCULLIS_SESSION_IDLE_TTL_SECS" => {
+                settings.session_idle_ttl = parsed.session_idle_ttl
+            }
+            "PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS" => {
+                settings.session_absolute_ttl = parsed.session_absolute_ttl
+            }
+            "PORTCULLIS_REFRESH_REUSE_GRACE_SECS" => {
+                settings.refresh_reuse_grace = parsed.refresh_reuse_grace
+            }
+            "PORTCULLIS_REVOCATION_POLL_MS" => settings.revocation_poll = parsed.revocation_poll,
+            "PORTCULLIS_PASSWORD_MIN_LENGTH" => {
+                settings.password_min_length = parsed.password_min_length
+            }
+            "PORTCULLIS_JWT_SECRET" => settings.jwt_secret = parsed.jwt_secret.clone(),
+            "PORTCULLIS_HASH_WORKERS" => settings.hash_workers = parsed.hash_workers,
+            "PORTCULLIS_HASH_QUEUE" => settings.hash_queue = parsed.hash_queue,
+            "DATABASE_URL" => settings.database_url = parsed.database_url.clone(),
+            other => panic!("apply_env does not know {other}"),
+        }
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    async fn wait_until_live(&self) {
+        for _ in 0..200 {
+            if let Ok(resp) = self.client.get(self.url("/health/live")).send().await
+                && resp.status() == StatusCode::OK
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server never became live");
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+
+    /// Stops the server but keeps its data directory alive for a restart.
+    pub async fn stop_keeping_data(mut self) -> (Option<TempDir>, PathBuf, Option<String>) {
+        let dir = self._dir.take();
+        let path = self.data_dir.clone();
+        let url = self.database_url.clone();
+        self.stop().await;
+        (dir, path, url)
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/signup",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Response {
+        self.post_json(
+            "/api/v1/auth/refresh",
+            &json!({"refresh_token": refresh_token}),
+        )
+        .await
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn me(&self, token: &str) -> Response {
+        self.get_auth("/api/v1/users/me", token).await
+    }
+
+    pub async fn logout(&self, token: &str, scope: &str) -> Response {
+        self.client
+            .post(self.url(&format!("/api/v1/auth/logout?scope={scope}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs up a new random user and returns its token pair.
+    pub async fn new_user(&self) -> (String, Tokens) {
+        let email = format!("user-{}@example.com", uuid::Uuid::new_v4().simple());
+        let resp = self.signup(&email, PASSWORD).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::CREATED,
+            "{}",
+            resp.text().await.unwrap()
+        );
+        (email, Tokens::from(resp).await)
+    }
+}
+
+/// The tokens of a successful sign-up, log-in or refresh.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+    pub body: Value,
+}
+
+impl Tokens {
+    pub async fn from(resp: Response) -> Self {
+        assert!(
+            resp.status().is_success(),
+            "expected a token pair, got {}",
+            resp.status()
+        );
+        let body: Value = resp.json().await.unwrap();
+        Self {
+            access: body["access_token"].as_str().unwrap().to_owned(),
+            refresh: body["refresh_token"].as_str().unwrap().to_owned(),
+            body,
+        }
+    }
+
+    /// The `sid` claim of the access token (read without verification).
+    pub fn session_id(&self) -> String {
+        claims(&self.access)["sid"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The claims of a JWT, decoded without verification (test inspection only).
+pub fn claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Asserts a problem+json response with `status` and `code`; returns the body.
+pub async fn assert_problem(resp: Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(resp.status(), status);
+    let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("application/problem+json"),
+        "content type {content_type}"
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    for field in ["type", "title", "detail"] {
+        assert!(body[field].is_string(), "problem lacks {field}: {body}");
+    }
+    body
+}
+
+/// The single signing key's PEM in a data dir (EdDSA mode).
+pub fn signing_key_pem(data_dir: &Path) -> (String, Vec<u8>) {
+    let dir = data_dir.join("keys");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let newest = files.last().expect("a key file").clone();
+    (newest.display().to_string(), std::fs::read(newest).unwrap())
+}
