@@ -12,23 +12,33 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 use poem::{Endpoint, EndpointExt, IntoResponse, Middleware, Request, Response, Route, Server};
 use poem_openapi::{ContactObject, LicenseObject, OpenApiService, ServerObject};
-use portcullis_domain::auth::{AuthPorts, AuthService};
+use portcullis_domain::audit::{AuthEventRepository, RequestContext};
+use portcullis_domain::auth::{AuthPorts, AuthService, LimitPolicy};
 use portcullis_domain::clock::Clock;
+use portcullis_domain::limits::{FailureCounter, RateLimiter};
 use portcullis_domain::password::PasswordPolicy;
+use portcullis_domain::session::ClientInfo;
 use portcullis_domain::session::SessionPolicy;
 use portcullis_domain::task::TaskService;
+use portcullis_infra::audit::{AuditFlusher, BackgroundAudit};
 use portcullis_infra::clock::SystemClock;
 use portcullis_infra::crypto::{
     Argon2Hasher, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
 };
 use portcullis_infra::db::{Database, DbOptions, sqlite_url};
+use portcullis_infra::limits::{
+    FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter,
+    RedisFailureCounter, RedisRateLimiter, connect_redis,
+};
 use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed};
 use secrecy::ExposeSecret;
 use uuid::Uuid;
 
+use crate::client_ip::ClientIpPolicy;
 use crate::problem::{ApiError, ProblemMiddleware};
 use crate::routes::auth::AuthApi;
 use crate::routes::discovery::DiscoveryApi;
+use crate::routes::events::EventsApi;
 use crate::routes::health::HealthApi;
 use crate::routes::sessions::SessionsApi;
 use crate::routes::tasks::TasksApi;
@@ -54,6 +64,7 @@ pub struct AppState {
 
 type AllApis = (
     AuthApi,
+    EventsApi,
     UsersApi,
     SessionsApi,
     TasksApi,
@@ -66,6 +77,7 @@ pub fn openapi_service() -> OpenApiService<AllApis, ()> {
     OpenApiService::new(
         (
             AuthApi,
+            EventsApi,
             UsersApi,
             SessionsApi,
             TasksApi,
@@ -141,8 +153,57 @@ pub struct Application {
     acceptor: TcpAcceptor,
     local_addr: SocketAddr,
     endpoint: poem::endpoint::BoxEndpoint<'static, Response>,
-    feed: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+    audit: AuditFlusher,
     shutdown_timeout: Duration,
+}
+
+/// The limiter and failure counter the settings ask for, and a task that
+/// keeps the in-process ones bounded.
+fn limit_stores(
+    settings: &Settings,
+) -> anyhow::Result<(
+    Arc<dyn RateLimiter>,
+    Arc<dyn FailureCounter>,
+    tokio::task::JoinHandle<()>,
+)> {
+    let local_limiter = GovernorRateLimiter::new(settings.quotas);
+    let local_failures = InMemoryFailureCounter::default();
+    let (limiter, failures, pruner): (Arc<dyn RateLimiter>, Arc<dyn FailureCounter>, _) =
+        match &settings.redis_url {
+            Some(url) => {
+                let redis = connect_redis(url, "portcullis")?;
+                let limiter = Arc::new(FallbackLimiter::new(
+                    RedisRateLimiter::new(redis.clone(), settings.quotas),
+                    local_limiter,
+                ));
+                let failures = Arc::new(FallbackFailures::new(
+                    RedisFailureCounter::new(redis),
+                    local_failures,
+                ));
+                (limiter, failures, None)
+            }
+            None => {
+                let limiter = Arc::new(local_limiter);
+                let failures = Arc::new(local_failures);
+                (
+                    limiter.clone() as Arc<dyn RateLimiter>,
+                    failures.clone() as Arc<dyn FailureCounter>,
+                    Some((limiter, failures)),
+                )
+            }
+        };
+    let task = tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            ticker.tick().await;
+            if let Some((limiter, failures)) = &pruner {
+                limiter.prune();
+                failures.prune();
+            }
+        }
+    });
+    Ok((limiter, failures, task))
 }
 
 impl Application {
@@ -192,6 +253,14 @@ impl Application {
         );
         feed.prime().await?;
 
+        let events: Arc<dyn AuthEventRepository> = Arc::new(db.events());
+        let (audit_sink, audit) = BackgroundAudit::spawn(events.clone(), 10_000);
+        let (limiter, failures, pruner) = limit_stores(&settings)?;
+        if !settings.rate_limit {
+            tracing::warn!(
+                "PORTCULLIS_RATE_LIMIT=off: EVERY RATE LIMIT AND LOGIN LOCKOUT IS DISABLED. Use this for benchmarks only, never in production."
+            );
+        }
         let auth = AuthService::new(
             AuthPorts {
                 users: Arc::new(db.users()),
@@ -202,9 +271,18 @@ impl Application {
                 revocations,
                 secrets: Arc::new(RandomSecrets),
                 clock: clock.clone(),
+                events,
+                audit: audit_sink,
+                limiter,
+                failures,
             },
             password_policy,
             session_policy,
+            LimitPolicy {
+                enabled: settings.rate_limit,
+                account: settings.account_lockout,
+                client: settings.client_lockout,
+            },
         );
         let tasks = TaskService::new(Arc::new(db.tasks()), clock);
         let state = Arc::new(AppState {
@@ -227,8 +305,9 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            endpoint: routes(state).boxed(),
-            feed: feed.spawn(),
+            endpoint: routes(state, ClientIpPolicy::new(settings.trusted_proxies.clone())).boxed(),
+            background: vec![feed.spawn(), pruner],
+            audit,
             shutdown_timeout: settings.shutdown_timeout,
         })
     }
@@ -248,7 +327,10 @@ impl Application {
         let result = Server::new_with_acceptor(self.acceptor)
             .run_with_graceful_shutdown(self.endpoint, shutdown, Some(self.shutdown_timeout))
             .await;
-        self.feed.abort();
+        self.audit.flush(Duration::from_secs(5)).await;
+        for task in self.background {
+            task.abort();
+        }
         result.context("serving HTTP")
     }
 }
@@ -258,7 +340,10 @@ fn to_time(duration: Duration) -> time::Duration {
 }
 
 /// All routes with their middleware.
-pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
+pub fn routes(
+    state: Arc<AppState>,
+    client_ips: ClientIpPolicy,
+) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let docs = api.swagger_ui();
     let json = api.spec_endpoint();
@@ -271,7 +356,7 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint<Output = Response> {
         .data(state)
         .with(BodyLimit)
         .with(ProblemMiddleware)
-        .with(RequestContext)
+        .with(RequestScope { client_ips })
 }
 
 /// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether or not they
@@ -312,24 +397,45 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
-/// Gives every request an id (`X-Request-Id`) and a span, and logs its outcome.
-struct RequestContext;
+/// Gives every request an id (`X-Request-Id`), its client address and a
+/// span, and logs its outcome.
+struct RequestScope {
+    client_ips: ClientIpPolicy,
+}
 
-impl<E: Endpoint> Middleware<E> for RequestContext {
-    type Output = RequestContextEndpoint<E>;
+impl<E: Endpoint> Middleware<E> for RequestScope {
+    type Output = RequestScopeEndpoint<E>;
     fn transform(&self, ep: E) -> Self::Output {
-        RequestContextEndpoint(ep)
+        RequestScopeEndpoint {
+            inner: ep,
+            client_ips: self.client_ips.clone(),
+        }
     }
 }
 
-struct RequestContextEndpoint<E>(E);
+struct RequestScopeEndpoint<E> {
+    inner: E,
+    client_ips: ClientIpPolicy,
+}
 
-impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
+impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
+    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
         use tracing::Instrument;
         let request_id = Uuid::new_v4().to_string();
+        let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
+        let client_ip = self.client_ips.client_ip(peer, req.headers());
+        let user_agent = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        req.extensions_mut().insert(RequestContext {
+            client: ClientInfo::new(user_agent.as_deref(), client_ip.map(|ip| ip.to_string())),
+            request_id: Some(request_id.clone()),
+            trace_id: None,
+        });
         let span = tracing::info_span!(
             "http.request",
             http.request.method = %req.method(),
@@ -338,7 +444,7 @@ impl<E: Endpoint> Endpoint for RequestContextEndpoint<E> {
             request_id = %request_id,
         );
         let started = std::time::Instant::now();
-        let result = self.0.call(req).instrument(span.clone()).await;
+        let result = self.inner.call(req).instrument(span.clone()).await;
         let mut response = match result {
             Ok(response) => response.into_response(),
             Err(error) => {

@@ -4,6 +4,7 @@
 //! map each domain error to one status and problem `code`.
 
 pub mod app;
+pub mod client_ip;
 pub mod problem;
 pub mod routes;
 pub mod security;

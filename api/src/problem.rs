@@ -295,7 +295,7 @@ macro_rules! problem_responses {
                     if error.status() == $status {
                         return Self::$variant(
                             $crate::problem::ProblemJson(error.problem)
-                            $(, <$hty>::from(error.retry_after.unwrap_or(1)))?
+                            $(, <$hty>::try_from(error.retry_after.unwrap_or(1)).unwrap_or(<$hty>::MAX))?
                         );
                     }
                 )+

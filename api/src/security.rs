@@ -9,9 +9,11 @@ use poem::http::{HeaderValue, StatusCode, header};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
 use portcullis_domain::auth::Principal;
+use portcullis_domain::token::TokenRejection;
 
 use crate::app::AppState;
 use crate::problem::{INVALID_TOKEN_CHALLENGE, Problem};
+use crate::routes::request_context;
 
 /// A JWT access token from `POST /api/v1/auth/login`, `signup` or `refresh`.
 #[derive(SecurityScheme)]
@@ -31,13 +33,18 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Principal> 
         .and_then(|v| v.get(7..))
         .unwrap_or_default();
     if raw != bearer.token || raw.chars().any(char::is_whitespace) {
-        tracing::info!(reason = "malformed", "access token rejected");
+        reject(state, req, TokenRejection::Malformed);
         return Err(invalid_token());
     }
     state.auth.authenticate(&bearer.token).map_err(|rejection| {
-        tracing::info!(reason = rejection.as_str(), "access token rejected");
+        reject(state, req, rejection);
         invalid_token()
     })
+}
+
+fn reject(state: &AppState, req: &Request, rejection: TokenRejection) {
+    tracing::info!(reason = rejection.as_str(), "access token rejected");
+    state.auth.token_rejected(rejection, &request_context(req));
 }
 
 /// The 401 of every token rejection: one body and header whatever the reason.

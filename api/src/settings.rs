@@ -12,6 +12,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use portcullis_domain::limits::LockoutPolicy;
+use portcullis_infra::limits::{Quota, Quotas};
 use secrecy::SecretString;
 
 /// One bad setting: which variable, and why.
@@ -82,6 +84,19 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     /// `PORTCULLIS_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
+    /// `REDIS_URL`: shared rate limits and lockouts across instances.
+    pub redis_url: Option<String>,
+    /// `PORTCULLIS_RATE_LIMIT`: `on` (default) or `off` (benchmarks only).
+    pub rate_limit: bool,
+    /// `PORTCULLIS_TRUSTED_PROXIES`: CIDR list whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `PORTCULLIS_RATE_LIMIT_{SIGNUP,LOGIN,REFRESH}_PER_MIN` and `_BURST`.
+    pub quotas: portcullis_infra::limits::Quotas,
+    /// `PORTCULLIS_LOCKOUT_SLOW_AFTER` (5), `PORTCULLIS_LOCKOUT_LOCK_AFTER` (10),
+    /// `PORTCULLIS_LOCKOUT_DURATION_SECS` (900), `PORTCULLIS_LOCKOUT_WINDOW_SECS` (900).
+    pub account_lockout: portcullis_domain::limits::LockoutPolicy,
+    /// `PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER` (20), `PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER` (50).
+    pub client_lockout: portcullis_domain::limits::LockoutPolicy,
 }
 
 /// Where values come from: the process environment, or a map in tests.
@@ -119,6 +134,119 @@ where
             reason: format!("invalid value {:?}: {e}", truncate(&raw)),
         }),
     }
+}
+
+/// `on`/`off` (also `true`/`false`, `1`/`0`).
+struct OnOff(bool);
+
+impl FromStr for OnOff {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "on" | "true" | "1" | "yes" => Ok(Self(true)),
+            "off" | "false" | "0" | "no" => Ok(Self(false)),
+            _ => Err("expected `on` or `off`".to_owned()),
+        }
+    }
+}
+
+/// A comma-separated list of CIDR blocks or addresses.
+#[derive(Default)]
+struct CidrList(Vec<ipnet::IpNet>);
+
+impl FromStr for CidrList {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<ipnet::IpNet>()
+                    .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| format!("`{part}` is not a CIDR block or an IP address"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(CidrList)
+    }
+}
+
+fn quotas(source: &dyn Source) -> Result<Quotas, SettingsError> {
+    let defaults = Quotas::default();
+    let quota = |rate: &'static str,
+                 burst: &'static str,
+                 default: Quota|
+     -> Result<Quota, SettingsError> {
+        let quota = Quota {
+            per_minute: parse(source, rate, default.per_minute)?,
+            burst: parse(source, burst, default.burst)?,
+        };
+        if quota.per_minute == 0 || quota.burst == 0 {
+            return Err(SettingsError {
+                var: rate,
+                reason:
+                    "rates and bursts must be at least 1 (use PORTCULLIS_RATE_LIMIT=off to disable)"
+                        .to_owned(),
+            });
+        }
+        Ok(quota)
+    };
+    Ok(Quotas {
+        sign_up: quota(
+            "PORTCULLIS_RATE_LIMIT_SIGNUP_PER_MIN",
+            "PORTCULLIS_RATE_LIMIT_SIGNUP_BURST",
+            defaults.sign_up,
+        )?,
+        log_in: quota(
+            "PORTCULLIS_RATE_LIMIT_LOGIN_PER_MIN",
+            "PORTCULLIS_RATE_LIMIT_LOGIN_BURST",
+            defaults.log_in,
+        )?,
+        refresh: quota(
+            "PORTCULLIS_RATE_LIMIT_REFRESH_PER_MIN",
+            "PORTCULLIS_RATE_LIMIT_REFRESH_BURST",
+            defaults.refresh,
+        )?,
+    })
+}
+
+fn lockout(
+    source: &dyn Source,
+    prefix: &'static str,
+    default: LockoutPolicy,
+) -> Result<LockoutPolicy, SettingsError> {
+    // Names are static so errors can carry them.
+    let names: [&'static str; 4] = match prefix {
+        "PORTCULLIS_LOCKOUT" => [
+            "PORTCULLIS_LOCKOUT_SLOW_AFTER",
+            "PORTCULLIS_LOCKOUT_LOCK_AFTER",
+            "PORTCULLIS_LOCKOUT_DURATION_SECS",
+            "PORTCULLIS_LOCKOUT_WINDOW_SECS",
+        ],
+        _ => [
+            "PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER",
+            "PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER",
+            "PORTCULLIS_CLIENT_LOCKOUT_DURATION_SECS",
+            "PORTCULLIS_CLIENT_LOCKOUT_WINDOW_SECS",
+        ],
+    };
+    let whole = |d: time::Duration| u64::try_from(d.whole_seconds()).unwrap_or(900);
+    let policy = LockoutPolicy {
+        slow_after: parse(source, names[0], default.slow_after)?,
+        lock_after: parse(source, names[1], default.lock_after)?,
+        lock_duration: time::Duration::seconds(
+            i64::try_from(parse(source, names[2], whole(default.lock_duration))?).unwrap_or(900),
+        ),
+        window: time::Duration::seconds(
+            i64::try_from(parse(source, names[3], whole(default.window))?).unwrap_or(900),
+        ),
+    };
+    if policy.slow_after == 0 || policy.lock_after < policy.slow_after || policy.lock_after > 100 {
+        return Err(SettingsError {
+            var: names[1],
+            reason: "need 1 <= SLOW_AFTER <= LOCK_AFTER <= 100 (NIST 800-63B caps failed attempts at 100)".to_owned(),
+        });
+    }
+    Ok(policy)
 }
 
 fn truncate(raw: &str) -> String {
@@ -220,6 +348,20 @@ impl Settings {
             db_statement_timeout: millis(source, "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS", 10_000, 1)?,
             shutdown_timeout: secs(source, "PORTCULLIS_SHUTDOWN_TIMEOUT_SECS", 10, 0)?,
             log_format: parse(source, "PORTCULLIS_LOG_FORMAT", LogFormat::Text)?,
+            redis_url: source.get("REDIS_URL").filter(|s| !s.trim().is_empty()),
+            rate_limit: parse(source, "PORTCULLIS_RATE_LIMIT", OnOff(true))?.0,
+            trusted_proxies: parse(source, "PORTCULLIS_TRUSTED_PROXIES", CidrList::default())?.0,
+            quotas: quotas(source)?,
+            account_lockout: lockout(
+                source,
+                "PORTCULLIS_LOCKOUT",
+                LockoutPolicy::account_default(),
+            )?,
+            client_lockout: lockout(
+                source,
+                "PORTCULLIS_CLIENT_LOCKOUT",
+                LockoutPolicy::client_default(),
+            )?,
         };
         settings.validate()
     }
@@ -247,6 +389,16 @@ impl Settings {
             return Err(SettingsError {
                 var: "PORTCULLIS_SESSION_IDLE_TTL_SECS",
                 reason: "must not exceed PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS".to_owned(),
+            });
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+        {
+            return Err(SettingsError {
+                var: "REDIS_URL",
+                reason: "must start with redis://, rediss:// or unix://".to_owned(),
             });
         }
         if let Some(url) = &self.database_url
@@ -293,6 +445,12 @@ fn unreachable_defaults() -> Settings {
         db_statement_timeout: Duration::from_secs(10),
         shutdown_timeout: Duration::from_secs(10),
         log_format: LogFormat::Text,
+        redis_url: None,
+        rate_limit: true,
+        trusted_proxies: Vec::new(),
+        quotas: Quotas::default(),
+        account_lockout: LockoutPolicy::account_default(),
+        client_lockout: LockoutPolicy::client_default(),
     }
 }
 
@@ -327,5 +485,26 @@ mod tests {
         assert_eq!(err.var, "PORTCULLIS_PASSWORD_MIN_LENGTH");
         let err = Settings::from_source(&[("DATABASE_URL", "mysql://x")]).unwrap_err();
         assert_eq!(err.var, "DATABASE_URL");
+        let err = Settings::from_source(&[("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8, nonsense")])
+            .unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_TRUSTED_PROXIES");
+        assert!(err.to_string().contains("nonsense"));
+        let err = Settings::from_source(&[("PORTCULLIS_RATE_LIMIT", "maybe")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_RATE_LIMIT");
+        let err = Settings::from_source(&[("PORTCULLIS_LOCKOUT_LOCK_AFTER", "500")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_LOCKOUT_LOCK_AFTER");
+    }
+
+    #[test]
+    fn proxies_and_limits_parse() {
+        let settings = Settings::from_source(&[
+            ("PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8,127.0.0.1, ::1"),
+            ("PORTCULLIS_RATE_LIMIT", "off"),
+            ("PORTCULLIS_RATE_LIMIT_LOGIN_PER_MIN", "7"),
+        ])
+        .unwrap();
+        assert_eq!(settings.trusted_proxies.len(), 3);
+        assert!(!settings.rate_limit);
+        assert_eq!(settings.quotas.log_in.per_minute, 7);
     }
 }

@@ -6,12 +6,16 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::audit::{
+    AuditSink, AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome, RequestContext,
+};
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::limits::{Bucket, Decision, FailureCounter, FailureState, LockoutPolicy, RateLimiter};
 use crate::password::{HashError, Password, PasswordHasher, PasswordPolicy, PasswordRejection};
 use crate::session::{
-    ClientInfo, RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome,
-    SecretGenerator, Session, SessionId, SessionPolicy, SessionRepository,
+    RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome, SecretGenerator,
+    Session, SessionId, SessionOpening, SessionPolicy, SessionRepository,
 };
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
 use crate::user::{Email, InsertUserError, User, UserId, UserRepository};
@@ -60,6 +64,9 @@ pub enum SignUpError {
     WeakPassword(#[from] PasswordRejection),
     #[error("email already registered")]
     EmailTaken,
+    /// Too many sign-ups from this client.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -69,6 +76,10 @@ pub enum SignUpError {
 pub enum LogInError {
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// Too many attempts from this client, or the account (existing or not)
+    /// is locked after repeated failures; the right password gets this too.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -86,6 +97,9 @@ pub enum RefreshError {
         session_id: SessionId,
         user_id: UserId,
     },
+    /// Too many refreshes from this client.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -143,6 +157,29 @@ pub struct AuthPorts {
     pub revocations: Arc<dyn RevocationCache>,
     pub secrets: Arc<dyn SecretGenerator>,
     pub clock: Arc<dyn Clock>,
+    pub events: Arc<dyn AuthEventRepository>,
+    pub audit: Arc<dyn AuditSink>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub failures: Arc<dyn FailureCounter>,
+}
+
+/// The abuse limits in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitPolicy {
+    /// `false` disables every limit (benchmarks only).
+    pub enabled: bool,
+    pub account: LockoutPolicy,
+    pub client: LockoutPolicy,
+}
+
+impl Default for LimitPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            account: LockoutPolicy::account_default(),
+            client: LockoutPolicy::client_default(),
+        }
+    }
 }
 
 /// The authentication use cases.
@@ -151,16 +188,39 @@ pub struct AuthService {
     ports: AuthPorts,
     policy: PasswordPolicy,
     sessions: SessionPolicy,
+    limits: LimitPolicy,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Clone)]
+pub struct EventPage {
+    pub items: Vec<AuthEvent>,
+    /// Pass as `before` for the next page; `None` on the last page.
+    pub next_cursor: Option<Uuid>,
 }
 
 impl AuthService {
+    /// Largest page of events.
+    pub const MAX_EVENT_PAGE: u64 = 100;
+
     /// Builds the service.
-    pub fn new(ports: AuthPorts, policy: PasswordPolicy, sessions: SessionPolicy) -> Self {
+    pub fn new(
+        ports: AuthPorts,
+        policy: PasswordPolicy,
+        sessions: SessionPolicy,
+        limits: LimitPolicy,
+    ) -> Self {
         Self {
             ports,
             policy,
             sessions,
+            limits,
         }
+    }
+
+    /// The abuse limits in force.
+    pub fn limit_policy(&self) -> &LimitPolicy {
+        &self.limits
     }
 
     /// The session lifetimes in force.
@@ -171,19 +231,20 @@ impl AuthService {
     /// Creates an account and opens its first session.
     ///
     /// # Errors
-    /// `WeakPassword` with the reason, `EmailTaken`, or a `Failure`.
+    /// `WeakPassword` with the reason, `EmailTaken`, `RateLimited`, or a `Failure`.
     #[tracing::instrument(name = "auth.sign_up", skip_all, fields(outcome))]
     pub async fn sign_up(
         &self,
         email: Email,
         password: Password,
-        client: ClientInfo,
+        ctx: &RequestContext,
     ) -> Result<TokenPair, SignUpError> {
-        let result = self.sign_up_inner(email, password, client).await;
+        let result = self.sign_up_inner(email, password, ctx).await;
         record_outcome(match &result {
             Ok(_) => "success",
             Err(SignUpError::WeakPassword(_)) => "weak_password",
             Err(SignUpError::EmailTaken) => "email_taken",
+            Err(SignUpError::RateLimited { .. }) => "rate_limited",
             Err(SignUpError::Failure(_)) => "error",
         });
         result
@@ -193,8 +254,11 @@ impl AuthService {
         &self,
         email: Email,
         password: Password,
-        client: ClientInfo,
+        ctx: &RequestContext,
     ) -> Result<TokenPair, SignUpError> {
+        if let Some(retry_after_secs) = self.admit(Bucket::SignUp, ctx).await {
+            return Err(SignUpError::RateLimited { retry_after_secs });
+        }
         self.policy.check(&password, &email)?;
         let password_hash = self
             .ports
@@ -210,32 +274,47 @@ impl AuthService {
             created_at: now,
             updated_at: now,
         };
-        match self.ports.users.insert(&user).await {
+        let session = Session::open(user.id, now, &self.sessions, ctx.client.clone());
+        let refresh = self.ports.secrets.refresh_token();
+        let hash = self.ports.secrets.digest(&refresh);
+        let event = AuthEvent::new(AuthEventKind::SignUp, Outcome::Success, now, ctx)
+            .user(user.id)
+            .session(session.id);
+        let opening = SessionOpening {
+            session: &session,
+            first_token: &hash,
+            event: &event,
+        };
+        match self.ports.users.insert(&user, opening).await {
             Ok(()) => {}
             Err(InsertUserError::EmailTaken) => return Err(SignUpError::EmailTaken),
             Err(InsertUserError::Store(error)) => return Err(Failure::from(error).into()),
         }
-        Ok(self.open_session(user, now, client).await?)
+        Ok(self.pair_for(user, &session, refresh, now)?)
     }
 
     /// Verifies credentials and opens a session.
     ///
     /// An unknown email pays for a full verification against a dummy hash, so
-    /// every failure costs the same and answers the same.
+    /// every failure costs the same and answers the same. Failures are counted
+    /// per normalised email (existing or not) and per client address; past the
+    /// policy's thresholds they first slow down, then lock, and a locked key
+    /// answers `RateLimited` before any password is checked.
     ///
     /// # Errors
-    /// `InvalidCredentials` for any credential problem, or a `Failure`.
+    /// `InvalidCredentials` for any credential problem, `RateLimited`, or a `Failure`.
     #[tracing::instrument(name = "auth.log_in", skip_all, fields(outcome))]
     pub async fn log_in(
         &self,
         email: Email,
         password: Password,
-        client: ClientInfo,
+        ctx: &RequestContext,
     ) -> Result<TokenPair, LogInError> {
-        let result = self.log_in_inner(email, password, client).await;
+        let result = self.log_in_inner(email, password, ctx).await;
         record_outcome(match &result {
             Ok(_) => "success",
             Err(LogInError::InvalidCredentials) => "invalid_credentials",
+            Err(LogInError::RateLimited { .. }) => "rate_limited",
             Err(LogInError::Failure(_)) => "error",
         });
         result
@@ -245,30 +324,69 @@ impl AuthService {
         &self,
         email: Email,
         password: Password,
-        client: ClientInfo,
+        ctx: &RequestContext,
     ) -> Result<TokenPair, LogInError> {
-        let Some(user) = self
+        if let Some(retry_after_secs) = self.admit(Bucket::LogIn, ctx).await {
+            return Err(LogInError::RateLimited { retry_after_secs });
+        }
+        let account_key = format!("account:{}", email.as_str());
+        let client_key = ctx.client.ip().map(|ip| format!("client:{ip}"));
+        if let Some(retry_after_secs) = self
+            .lock_in_force(&account_key, client_key.as_deref())
+            .await?
+        {
+            self.audit(
+                AuthEvent::new(
+                    AuthEventKind::RateLimitHit,
+                    Outcome::Failure,
+                    self.ports.clock.now(),
+                    ctx,
+                )
+                .detail("login_locked"),
+            );
+            return Err(LogInError::RateLimited { retry_after_secs });
+        }
+
+        let found = self
             .ports
             .users
             .find_by_email(&email)
             .await
-            .map_err(Failure::from)?
-        else {
-            self.ports
-                .hasher
-                .verify_dummy(&password)
-                .await
-                .map_err(Failure::from)?;
+            .map_err(Failure::from)?;
+        let verified = match &found {
+            Some(user) => {
+                let verification = self
+                    .ports
+                    .hasher
+                    .verify(&password, &user.password_hash)
+                    .await
+                    .map_err(Failure::from)?;
+                verification.matches.then_some(verification)
+            }
+            None => {
+                self.ports
+                    .hasher
+                    .verify_dummy(&password)
+                    .await
+                    .map_err(Failure::from)?;
+                None
+            }
+        };
+        let (Some(user), Some(verification)) = (found.clone(), verified) else {
+            self.count_failure(
+                &account_key,
+                client_key.as_deref(),
+                found.as_ref().map(|u| u.id),
+                ctx,
+            )
+            .await?;
             return Err(LogInError::InvalidCredentials);
         };
-        let verification = self
-            .ports
-            .hasher
-            .verify(&password, &user.password_hash)
-            .await
-            .map_err(Failure::from)?;
-        if !verification.matches {
-            return Err(LogInError::InvalidCredentials);
+
+        if self.limits.enabled
+            && let Err(error) = self.ports.failures.clear(&account_key).await
+        {
+            tracing::warn!(error = %error, "could not reset the failure count");
         }
         let now = self.ports.clock.now();
         let user = if verification.needs_rehash {
@@ -276,7 +394,121 @@ impl AuthService {
         } else {
             user
         };
-        Ok(self.open_session(user, now, client).await?)
+        Ok(self
+            .open_session(user, now, ctx, AuthEventKind::LoginSucceeded)
+            .await?)
+    }
+
+    /// Spends one request of the client's budget; `Some(retry_after)` when spent.
+    async fn admit(&self, bucket: Bucket, ctx: &RequestContext) -> Option<u64> {
+        if !self.limits.enabled {
+            return None;
+        }
+        let key = ctx.client.ip().unwrap_or("unknown");
+        match self.ports.limiter.check(bucket, key).await {
+            Ok(Decision::Allowed) => None,
+            Ok(Decision::Limited { retry_after_secs }) => {
+                self.audit(
+                    AuthEvent::new(
+                        AuthEventKind::RateLimitHit,
+                        Outcome::Failure,
+                        self.ports.clock.now(),
+                        ctx,
+                    )
+                    .detail(bucket.as_str()),
+                );
+                Some(retry_after_secs.max(1))
+            }
+            Err(error) => {
+                // Request budgets fail open: the lockout below still protects accounts.
+                tracing::warn!(error = %error, bucket = bucket.as_str(), "rate limiter unavailable; request allowed");
+                None
+            }
+        }
+    }
+
+    /// The longest lock in force on the account or the client, if any.
+    async fn lock_in_force(
+        &self,
+        account_key: &str,
+        client_key: Option<&str>,
+    ) -> Result<Option<u64>, Failure> {
+        if !self.limits.enabled {
+            return Ok(None);
+        }
+        let mut longest = self.failure_state(account_key).await?.locked_for_secs;
+        if let Some(client_key) = client_key {
+            longest = longest.max(self.failure_state(client_key).await?.locked_for_secs);
+        }
+        Ok(longest)
+    }
+
+    async fn failure_state(&self, key: &str) -> Result<FailureState, Failure> {
+        // Lockouts fail closed: without the counters, no password is checked.
+        self.ports
+            .failures
+            .state(key)
+            .await
+            .map_err(|e| Failure::Unavailable(e.0))
+    }
+
+    async fn count_failure(
+        &self,
+        account_key: &str,
+        client_key: Option<&str>,
+        user: Option<UserId>,
+        ctx: &RequestContext,
+    ) -> Result<(), Failure> {
+        let now = self.ports.clock.now();
+        let mut failed = AuthEvent::new(AuthEventKind::LoginFailed, Outcome::Failure, now, ctx)
+            .detail(if user.is_some() {
+                "wrong_password"
+            } else {
+                "unknown_user"
+            });
+        if let Some(user) = user {
+            failed = failed.user(user);
+        }
+        self.audit(failed);
+        if !self.limits.enabled {
+            return Ok(());
+        }
+        let account = self.limits.account;
+        let state = self
+            .ports
+            .failures
+            .add_failure(account_key, account.window, &move |n| account.lock_for(n))
+            .await
+            .map_err(|e| Failure::Unavailable(e.0))?;
+        if account.locks_at(state.failures) {
+            let mut locked =
+                AuthEvent::new(AuthEventKind::AccountLocked, Outcome::Failure, now, ctx)
+                    .detail(format!("failures={}", state.failures));
+            if let Some(user) = user {
+                locked = locked.user(user);
+            }
+            self.audit(locked);
+        }
+        if let Some(client_key) = client_key {
+            let client = self.limits.client;
+            let state = self
+                .ports
+                .failures
+                .add_failure(client_key, client.window, &move |n| client.lock_for(n))
+                .await
+                .map_err(|e| Failure::Unavailable(e.0))?;
+            if client.locks_at(state.failures) {
+                self.audit(
+                    AuthEvent::new(AuthEventKind::AccountLocked, Outcome::Failure, now, ctx)
+                        .detail(format!("client_locked failures={}", state.failures)),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn audit(&self, event: AuthEvent) {
+        self.ports.audit.record(event);
     }
 
     /// Replaces an outdated hash; a failure here must not fail the log-in.
@@ -304,20 +536,32 @@ impl AuthService {
     /// Exchanges a refresh token for a new pair, rotating it.
     ///
     /// # Errors
-    /// `InvalidGrant`, `Reused` (the session has been revoked), or a `Failure`.
+    /// `InvalidGrant`, `Reused` (the session has been revoked), `RateLimited`, or a `Failure`.
     #[tracing::instrument(name = "auth.refresh", skip_all, fields(outcome))]
-    pub async fn refresh(&self, presented: &str) -> Result<TokenPair, RefreshError> {
-        let result = self.refresh_inner(presented).await;
+    pub async fn refresh(
+        &self,
+        presented: &str,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, RefreshError> {
+        let result = self.refresh_inner(presented, ctx).await;
         record_outcome(match &result {
             Ok(_) => "success",
             Err(RefreshError::InvalidGrant) => "invalid_grant",
             Err(RefreshError::Reused { .. }) => "reuse_detected",
+            Err(RefreshError::RateLimited { .. }) => "rate_limited",
             Err(RefreshError::Failure(_)) => "error",
         });
         result
     }
 
-    async fn refresh_inner(&self, presented: &str) -> Result<TokenPair, RefreshError> {
+    async fn refresh_inner(
+        &self,
+        presented: &str,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, RefreshError> {
+        if let Some(retry_after_secs) = self.admit(Bucket::Refresh, ctx).await {
+            return Err(RefreshError::RateLimited { retry_after_secs });
+        }
         let token = RefreshToken::parse(presented).map_err(|_| RefreshError::InvalidGrant)?;
         let hash = self.ports.secrets.digest(&token);
         let Some((record, session)) = self
@@ -336,6 +580,9 @@ impl AuthService {
         let next = self.ports.secrets.refresh_token();
         let next_hash = self.ports.secrets.digest(&next);
         let idle = session.next_idle_expiry(now, &self.sessions);
+        let refreshed = AuthEvent::new(AuthEventKind::TokenRefreshed, Outcome::Success, now, ctx)
+            .user(session.user_id)
+            .session(session.id);
 
         let rotated_at = match record.rotated_at {
             Some(at) => Some(at),
@@ -343,7 +590,7 @@ impl AuthService {
                 match self
                     .ports
                     .sessions
-                    .rotate(session.id, &hash, &next_hash, now, idle)
+                    .rotate(session.id, &hash, &next_hash, now, idle, &refreshed)
                     .await
                     .map_err(Failure::from)?
                 {
@@ -357,12 +604,13 @@ impl AuthService {
         };
         if let Some(rotated_at) = rotated_at {
             if now - rotated_at > self.sessions.reuse_grace {
-                return Err(self.revoke_for_reuse(&session, now).await);
+                return Err(self.revoke_for_reuse(&session, now, ctx).await);
             }
+            let refreshed = refreshed.detail("grace_replay");
             let added = self
                 .ports
                 .sessions
-                .add_token(session.id, &next_hash, now, idle)
+                .add_token(session.id, &next_hash, now, idle, &refreshed)
                 .await
                 .map_err(Failure::from)?;
             if !added {
@@ -382,8 +630,21 @@ impl AuthService {
         Ok(self.pair_for(user, &session, next, now)?)
     }
 
-    async fn revoke_for_reuse(&self, session: &Session, now: OffsetDateTime) -> RefreshError {
+    async fn revoke_for_reuse(
+        &self,
+        session: &Session,
+        now: OffsetDateTime,
+        ctx: &RequestContext,
+    ) -> RefreshError {
         tracing::warn!(session_id = %session.id, user_id = %session.user_id, "refresh token reuse detected; revoking session");
+        let event = AuthEvent::new(
+            AuthEventKind::RefreshTokenReuseDetected,
+            Outcome::Failure,
+            now,
+            ctx,
+        )
+        .user(session.user_id)
+        .session(session.id);
         match self
             .ports
             .sessions
@@ -392,6 +653,7 @@ impl AuthService {
                 session.id,
                 now,
                 RevokeReason::RefreshTokenReuse,
+                &event,
             )
             .await
         {
@@ -426,6 +688,19 @@ impl AuthService {
         })
     }
 
+    /// Records that a bearer token was refused, with the internal reason.
+    pub fn token_rejected(&self, rejection: TokenRejection, ctx: &RequestContext) {
+        self.audit(
+            AuthEvent::new(
+                AuthEventKind::AccessTokenRejected,
+                Outcome::Failure,
+                self.ports.clock.now(),
+                ctx,
+            )
+            .detail(rejection.as_str()),
+        );
+    }
+
     /// Ends sessions of the caller; their refresh and access tokens stop working.
     ///
     /// # Errors
@@ -435,14 +710,29 @@ impl AuthService {
         &self,
         caller: &Principal,
         scope: LogoutScope,
+        ctx: &RequestContext,
     ) -> Result<Vec<SessionId>, Failure> {
         let now = self.ports.clock.now();
+        let scope_name = match scope {
+            LogoutScope::This => "this",
+            LogoutScope::All => "all",
+            LogoutScope::Others => "others",
+        };
+        let event = AuthEvent::new(AuthEventKind::Logout, Outcome::Success, now, ctx)
+            .user(caller.user_id)
+            .session(caller.session_id)
+            .detail(format!("scope={scope_name}"));
+        let sessions = &self.ports.sessions;
         let revoked = match scope {
             LogoutScope::This => {
-                let changed = self
-                    .ports
-                    .sessions
-                    .revoke(caller.user_id, caller.session_id, now, RevokeReason::Logout)
+                let changed = sessions
+                    .revoke(
+                        caller.user_id,
+                        caller.session_id,
+                        now,
+                        RevokeReason::Logout,
+                        &event,
+                    )
                     .await?;
                 if changed {
                     vec![caller.session_id]
@@ -451,19 +741,18 @@ impl AuthService {
                 }
             }
             LogoutScope::All => {
-                self.ports
-                    .sessions
-                    .revoke_all(caller.user_id, None, now, RevokeReason::LogoutAll)
+                sessions
+                    .revoke_all(caller.user_id, None, now, RevokeReason::LogoutAll, &event)
                     .await?
             }
             LogoutScope::Others => {
-                self.ports
-                    .sessions
+                sessions
                     .revoke_all(
                         caller.user_id,
                         Some(caller.session_id),
                         now,
                         RevokeReason::LogoutOthers,
+                        &event,
                     )
                     .await?
             }
@@ -511,12 +800,22 @@ impl AuthService {
         &self,
         caller: &Principal,
         session: SessionId,
+        ctx: &RequestContext,
     ) -> Result<(), RevokeSessionError> {
         let now = self.ports.clock.now();
+        let event = AuthEvent::new(AuthEventKind::SessionRevoked, Outcome::Success, now, ctx)
+            .user(caller.user_id)
+            .session(session);
         let changed = self
             .ports
             .sessions
-            .revoke(caller.user_id, session, now, RevokeReason::RevokedByUser)
+            .revoke(
+                caller.user_id,
+                session,
+                now,
+                RevokeReason::RevokedByUser,
+                &event,
+            )
             .await
             .map_err(Failure::from)?;
         if !changed {
@@ -529,16 +828,56 @@ impl AuthService {
         Ok(())
     }
 
+    /// The caller's own audit events, newest first.
+    ///
+    /// # Errors
+    /// A `Failure` only.
+    pub async fn events(
+        &self,
+        caller: &Principal,
+        kinds: Vec<AuthEventKind>,
+        before: Option<Uuid>,
+        limit: u64,
+    ) -> Result<EventPage, Failure> {
+        let limit = limit.clamp(1, Self::MAX_EVENT_PAGE);
+        let query = EventQuery {
+            user_id: Some(caller.user_id),
+            kinds,
+            before,
+            limit: limit + 1,
+            ..EventQuery::default()
+        };
+        let mut items = self.ports.events.query(&query).await?;
+        let next_cursor = if items.len() as u64 > limit {
+            items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            items.last().map(|event| event.id)
+        } else {
+            None
+        };
+        Ok(EventPage { items, next_cursor })
+    }
+
     async fn open_session(
         &self,
         user: User,
         now: OffsetDateTime,
-        client: ClientInfo,
+        ctx: &RequestContext,
+        kind: AuthEventKind,
     ) -> Result<TokenPair, Failure> {
-        let session = Session::open(user.id, now, &self.sessions, client);
+        let session = Session::open(user.id, now, &self.sessions, ctx.client.clone());
         let refresh = self.ports.secrets.refresh_token();
         let hash = self.ports.secrets.digest(&refresh);
-        self.ports.sessions.create(&session, &hash).await?;
+        let event = AuthEvent::new(kind, Outcome::Success, now, ctx)
+            .user(user.id)
+            .session(session.id);
+        self.ports
+            .sessions
+            .create(SessionOpening {
+                session: &session,
+                first_token: &hash,
+                event: &event,
+            })
+            .await?;
         self.pair_for(user, &session, refresh, now)
     }
 

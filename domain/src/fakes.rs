@@ -11,12 +11,16 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::Unexpected;
+use std::sync::Arc;
+
+use crate::audit::{AuditSink, AuthEvent, AuthEventRepository, EventQuery};
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
 use crate::password::{HashError, Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
     RefreshRecord, RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome,
-    SecretGenerator, Session, SessionId, SessionRepository, TokenHash,
+    SecretGenerator, Session, SessionId, SessionOpening, SessionRepository, TokenHash,
 };
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
 use crate::user::{Email, InsertUserError, User, UserId, UserRepository};
@@ -39,54 +43,35 @@ impl Clock for FixedClock {
 }
 
 #[derive(Default)]
-pub struct InMemoryUserRepository(Mutex<HashMap<UserId, User>>);
-
-#[async_trait]
-impl UserRepository for InMemoryUserRepository {
-    async fn insert(&self, user: &User) -> Result<(), InsertUserError> {
-        let mut users = self.0.lock().unwrap();
-        if users.values().any(|u| u.email == user.email) {
-            return Err(InsertUserError::EmailTaken);
-        }
-        users.insert(user.id, user.clone());
-        Ok(())
-    }
-    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
-            .values()
-            .find(|u| &u.email == email)
-            .cloned())
-    }
-    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
-        Ok(self.0.lock().unwrap().get(&id).cloned())
-    }
-    async fn update_password_hash(
-        &self,
-        id: UserId,
-        hash: &PasswordHash,
-        now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        if let Some(user) = self.0.lock().unwrap().get_mut(&id) {
-            user.password_hash = hash.clone();
-            user.updated_at = now;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct SessionState {
+struct State {
+    users: HashMap<UserId, User>,
     sessions: HashMap<SessionId, Session>,
     tokens: HashMap<TokenHash, RefreshRecord>,
+    events: Vec<AuthEvent>,
 }
 
-#[derive(Default)]
-pub struct InMemorySessionRepository(Mutex<SessionState>);
+impl State {
+    fn open(&mut self, opening: SessionOpening<'_>) {
+        let session = opening.session;
+        self.sessions.insert(session.id, session.clone());
+        self.tokens.insert(
+            opening.first_token.clone(),
+            RefreshRecord {
+                session_id: session.id,
+                created_at: session.created_at,
+                rotated_at: None,
+            },
+        );
+        self.events.push(opening.event.clone());
+    }
+}
 
-impl InMemorySessionRepository {
+/// Users, sessions, refresh tokens and events in one place, so that the
+/// "one transaction" methods are atomic under one lock.
+#[derive(Default)]
+pub struct InMemoryStore(Mutex<State>);
+
+impl InMemoryStore {
     pub fn live_tokens(&self, session: SessionId) -> usize {
         let state = self.0.lock().unwrap();
         state
@@ -101,21 +86,57 @@ impl InMemorySessionRepository {
     pub fn get(&self, id: SessionId) -> Session {
         self.0.lock().unwrap().sessions[&id].clone()
     }
+    pub fn events(&self) -> Vec<AuthEvent> {
+        self.0.lock().unwrap().events.clone()
+    }
 }
 
 #[async_trait]
-impl SessionRepository for InMemorySessionRepository {
-    async fn create(&self, session: &Session, first_token: &TokenHash) -> Result<(), StoreError> {
+impl UserRepository for InMemoryStore {
+    async fn insert(
+        &self,
+        user: &User,
+        opening: SessionOpening<'_>,
+    ) -> Result<(), InsertUserError> {
         let mut state = self.0.lock().unwrap();
-        state.sessions.insert(session.id, session.clone());
-        state.tokens.insert(
-            first_token.clone(),
-            RefreshRecord {
-                session_id: session.id,
-                created_at: session.created_at,
-                rotated_at: None,
-            },
-        );
+        if state.users.values().any(|u| u.email == user.email) {
+            return Err(InsertUserError::EmailTaken);
+        }
+        state.users.insert(user.id, user.clone());
+        state.open(opening);
+        Ok(())
+    }
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .users
+            .values()
+            .find(|u| &u.email == email)
+            .cloned())
+    }
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.0.lock().unwrap().users.get(&id).cloned())
+    }
+    async fn update_password_hash(
+        &self,
+        id: UserId,
+        hash: &PasswordHash,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if let Some(user) = self.0.lock().unwrap().users.get_mut(&id) {
+            user.password_hash = hash.clone();
+            user.updated_at = now;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SessionRepository for InMemoryStore {
+    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError> {
+        self.0.lock().unwrap().open(opening);
         Ok(())
     }
     async fn find_by_refresh_token(
@@ -135,6 +156,7 @@ impl SessionRepository for InMemorySessionRepository {
         next: &TokenHash,
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
+        event: &AuthEvent,
     ) -> Result<RotateOutcome, StoreError> {
         let mut state = self.0.lock().unwrap();
         if !state.sessions[&session].is_active(now) {
@@ -156,6 +178,7 @@ impl SessionRepository for InMemorySessionRepository {
         let stored = state.sessions.get_mut(&session).unwrap();
         stored.last_used_at = now;
         stored.idle_expires_at = idle_expires_at;
+        state.events.push(event.clone());
         Ok(RotateOutcome::Rotated)
     }
     async fn add_token(
@@ -164,6 +187,7 @@ impl SessionRepository for InMemorySessionRepository {
         next: &TokenHash,
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
+        event: &AuthEvent,
     ) -> Result<bool, StoreError> {
         let mut state = self.0.lock().unwrap();
         if !state.sessions[&session].is_active(now) {
@@ -180,6 +204,7 @@ impl SessionRepository for InMemorySessionRepository {
         let stored = state.sessions.get_mut(&session).unwrap();
         stored.last_used_at = now;
         stored.idle_expires_at = idle_expires_at;
+        state.events.push(event.clone());
         Ok(true)
     }
     async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError> {
@@ -196,16 +221,21 @@ impl SessionRepository for InMemorySessionRepository {
         session: SessionId,
         now: OffsetDateTime,
         reason: RevokeReason,
+        event: &AuthEvent,
     ) -> Result<bool, StoreError> {
         let mut state = self.0.lock().unwrap();
-        match state.sessions.get_mut(&session) {
+        let changed = match state.sessions.get_mut(&session) {
             Some(s) if s.user_id == user && s.revoked_at.is_none() => {
                 s.revoked_at = Some(now);
                 s.revoked_reason = Some(reason);
-                Ok(true)
+                true
             }
-            _ => Ok(false),
+            _ => false,
+        };
+        if changed {
+            state.events.push(event.clone());
         }
+        Ok(changed)
     }
     async fn revoke_all(
         &self,
@@ -213,6 +243,7 @@ impl SessionRepository for InMemorySessionRepository {
         except: Option<SessionId>,
         now: OffsetDateTime,
         reason: RevokeReason,
+        event: &AuthEvent,
     ) -> Result<Vec<SessionId>, StoreError> {
         let mut state = self.0.lock().unwrap();
         let mut revoked = Vec::new();
@@ -222,6 +253,9 @@ impl SessionRepository for InMemorySessionRepository {
                 s.revoked_reason = Some(reason);
                 revoked.push(s.id);
             }
+        }
+        if !revoked.is_empty() {
+            state.events.push(event.clone());
         }
         Ok(revoked)
     }
@@ -254,6 +288,125 @@ impl SessionRepository for InMemorySessionRepository {
                     })
             })
             .collect())
+    }
+}
+
+#[async_trait]
+impl AuthEventRepository for InMemoryStore {
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError> {
+        self.0.lock().unwrap().events.extend_from_slice(events);
+        Ok(())
+    }
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError> {
+        let state = self.0.lock().unwrap();
+        let mut found: Vec<AuthEvent> = state
+            .events
+            .iter()
+            .filter(|e| query.user_id.is_none_or(|u| e.user_id == Some(u)))
+            .filter(|e| query.kinds.is_empty() || query.kinds.contains(&e.kind))
+            .filter(|e| query.before.is_none_or(|b| e.id < b))
+            .cloned()
+            .collect();
+        found.sort_by_key(|e| std::cmp::Reverse(e.id));
+        found.truncate(usize::try_from(query.limit).unwrap());
+        Ok(found)
+    }
+}
+
+/// Writes "no state change" events straight into the store.
+pub struct StoreAudit(pub Arc<InMemoryStore>);
+
+impl AuditSink for StoreAudit {
+    fn record(&self, event: AuthEvent) {
+        self.0.0.lock().unwrap().events.push(event);
+    }
+}
+
+/// Allows `limit` requests per bucket and key, then refuses.
+pub struct CountingLimiter {
+    pub limit: u32,
+    counts: Mutex<HashMap<(Bucket, String), u32>>,
+}
+
+impl CountingLimiter {
+    pub fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for CountingLimiter {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+        let mut counts = self.counts.lock().unwrap();
+        let count = counts.entry((bucket, key.to_owned())).or_default();
+        *count += 1;
+        Ok(if *count > self.limit {
+            Decision::Limited {
+                retry_after_secs: 7,
+            }
+        } else {
+            Decision::Allowed
+        })
+    }
+}
+
+/// Failure counters on the test clock.
+pub struct ClockedFailures {
+    clock: Arc<FixedClock>,
+    entries: Mutex<HashMap<String, (u32, OffsetDateTime, Option<OffsetDateTime>)>>,
+}
+
+impl ClockedFailures {
+    pub fn new(clock: Arc<FixedClock>) -> Self {
+        Self {
+            clock,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+#[async_trait]
+impl FailureCounter for ClockedFailures {
+    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+        let now = self.clock.now();
+        let entries = self.entries.lock().unwrap();
+        Ok(match entries.get(key) {
+            Some((count, expires, lock)) if *expires > now => FailureState {
+                failures: *count,
+                locked_for_secs: lock
+                    .filter(|l| *l > now)
+                    .map(|l| (l - now).whole_seconds().max(1) as u64),
+            },
+            _ => FailureState::default(),
+        })
+    }
+    async fn add_failure(
+        &self,
+        key: &str,
+        window: Duration,
+        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
+    ) -> Result<FailureState, Unexpected> {
+        let now = self.clock.now();
+        let mut entries = self.entries.lock().unwrap();
+        let entry = entries.entry(key.to_owned()).or_insert((0, now, None));
+        if entry.1 <= now {
+            *entry = (0, now, None);
+        }
+        entry.0 += 1;
+        entry.1 = now + window;
+        let lock = lock_for(entry.0).map(|d| now + d);
+        entry.2 = lock;
+        Ok(FailureState {
+            failures: entry.0,
+            locked_for_secs: lock.map(|l| (l - now).whole_seconds() as u64),
+        })
+    }
+    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+        self.entries.lock().unwrap().remove(key);
+        Ok(())
     }
 }
 

@@ -3,9 +3,11 @@
 //! Nothing in this crate performs I/O or knows HTTP, SQL or a crypto library:
 //! adapters live in `portcullis-infra` and `portcullis-api`.
 
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod error;
+pub mod limits;
 pub mod password;
 pub mod session;
 pub mod task;

@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
+use crate::audit::AuthEvent;
 use crate::error::StoreError;
 use crate::user::UserId;
 
@@ -307,11 +308,22 @@ pub struct Revocation {
     pub revoked_at: OffsetDateTime,
 }
 
-/// Where sessions and refresh-token hashes live.
+/// A session about to be stored with its first refresh token and the audit
+/// event of its opening; all three commit together.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionOpening<'a> {
+    pub session: &'a Session,
+    pub first_token: &'a TokenHash,
+    pub event: &'a AuthEvent,
+}
+
+/// Where sessions and refresh-token hashes live. Every method that changes
+/// state takes the audit event of the change and stores it in the same
+/// transaction, only when the change happens.
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
-    /// Stores a new session and its first refresh-token hash, atomically.
-    async fn create(&self, session: &Session, first_token: &TokenHash) -> Result<(), StoreError>;
+    /// Stores a new session, its first refresh-token hash and its event, atomically.
+    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError>;
 
     /// The refresh-token record with this hash and its session.
     async fn find_by_refresh_token(
@@ -332,6 +344,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         next: &TokenHash,
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
+        event: &AuthEvent,
     ) -> Result<RotateOutcome, StoreError>;
 
     /// Adds `next` as another current token of an active session (a refresh
@@ -343,6 +356,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         next: &TokenHash,
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
+        event: &AuthEvent,
     ) -> Result<bool, StoreError>;
 
     /// The session with this id if it belongs to `user`.
@@ -355,15 +369,18 @@ pub trait SessionRepository: Send + Sync + 'static {
         session: SessionId,
         now: OffsetDateTime,
         reason: RevokeReason,
+        event: &AuthEvent,
     ) -> Result<bool, StoreError>;
 
-    /// Revokes every active session of `user` but `except`, returning their ids.
+    /// Revokes every not-yet-revoked session of `user` but `except`, returning
+    /// their ids; stores `event` when at least one changed.
     async fn revoke_all(
         &self,
         user: UserId,
         except: Option<SessionId>,
         now: OffsetDateTime,
         reason: RevokeReason,
+        event: &AuthEvent,
     ) -> Result<Vec<SessionId>, StoreError>;
 
     /// The active sessions of `user` at `now`, newest first.

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::StoreError;
 use crate::password::PasswordHash;
+use crate::session::SessionOpening;
 
 /// A user's stable identifier.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -164,12 +165,14 @@ pub enum InsertUserError {
 /// Where users live.
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
-    /// Inserts `user`.
+    /// Inserts `user` with its first session, refresh token and sign-up
+    /// event, in one transaction.
     ///
     /// # Errors
     /// `InsertUserError::EmailTaken` when the database's unique index on the
     /// normalised email rejects it; never a read-then-write check.
-    async fn insert(&self, user: &User) -> Result<(), InsertUserError>;
+    async fn insert(&self, user: &User, opening: SessionOpening<'_>)
+    -> Result<(), InsertUserError>;
 
     /// The user with this normalised email, if any.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;

@@ -3,7 +3,9 @@
 //!
 //! Nothing here knows HTTP.
 
+pub mod audit;
 pub mod clock;
 pub mod crypto;
 pub mod db;
+pub mod limits;
 pub mod revocation;

@@ -22,6 +22,7 @@ mod m20261124_120000_create_users;
 mod m20261124_120100_create_sessions;
 mod m20261124_120200_create_refresh_tokens;
 mod m20261124_120300_create_tasks;
+mod m20261124_130000_create_auth_events;
 
 /// Applies Portcullis' migrations.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_120100_create_sessions::Migration),
             Box::new(m20261124_120200_create_refresh_tokens::Migration),
             Box::new(m20261124_120300_create_tasks::Migration),
+            Box::new(m20261124_130000_create_auth_events::Migration),
         ]
     }
 }

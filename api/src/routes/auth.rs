@@ -14,7 +14,7 @@ use portcullis_domain::password::Password;
 use portcullis_domain::user::Email;
 use uuid::Uuid;
 
-use super::{ApiTags, NO_STORE, TokenPairBody, client_info, failure};
+use super::{ApiTags, NO_STORE, TokenPairBody, failure, rate_limited, request_context};
 use crate::app::AppState;
 use crate::problem::{ApiError, problem_responses};
 use crate::security::BearerAuth;
@@ -101,7 +101,9 @@ impl LogoutBody {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct VerifyBody {
+    /// The token's subject (`sub`), the user's id.
     pub user_id: Uuid,
+    /// The token's session (`sid`).
     pub session_id: Uuid,
     /// When the presented access token expires.
     pub expires_at: time::OffsetDateTime,
@@ -155,9 +157,9 @@ problem_responses!(SignUpErrors {
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
     Unprocessable = 422 => "The email is invalid or the password breaks the policy; `code` names the rule.",
-    TooManyRequests = 429, retry_after: u64 => "Too many sign-ups from this client.",
+    TooManyRequests = 429, retry_after: u32 => "Too many sign-ups from this client.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The service is overloaded or its database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The service is overloaded or its database is unreachable.",
 });
 
 problem_responses!(LogInErrors {
@@ -166,9 +168,9 @@ problem_responses!(LogInErrors {
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
     Unprocessable = 422 => "The email is not a valid address.",
-    TooManyRequests = 429, retry_after: u64 => "Too many attempts.",
+    TooManyRequests = 429, retry_after: u32 => "Too many attempts.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The service is overloaded or its database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The service is overloaded or its database is unreachable.",
 });
 
 problem_responses!(RefreshErrors {
@@ -176,16 +178,16 @@ problem_responses!(RefreshErrors {
     Unauthorized = 401 => "The refresh token is unknown, expired, revoked or reused (`invalid_grant`).",
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
-    TooManyRequests = 429, retry_after: u64 => "Too many refreshes from this client.",
+    TooManyRequests = 429, retry_after: u32 => "Too many refreshes from this client.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 problem_responses!(LogoutErrors {
     BadRequest = 400 => "The scope is not one of `this`, `all`, `others`.",
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 problem_responses!(VerifyErrors {
@@ -213,7 +215,11 @@ impl AuthApi {
     ) -> Result<SignUpResponse, SignUpErrors> {
         let email = body.email()?;
         let password = Password::new(body.0.password.0);
-        match state.auth.sign_up(email, password, client_info(req)).await {
+        match state
+            .auth
+            .sign_up(email, password, &request_context(req))
+            .await
+        {
             Ok(pair) => Ok(SignUpResponse::Created(
                 Json(TokenPairBody::from(&pair)),
                 NO_STORE.to_owned(),
@@ -230,6 +236,9 @@ impl AuthApi {
                 "An account with this email already exists.",
             )
             .into()),
+            Err(SignUpError::RateLimited { retry_after_secs }) => {
+                Err(rate_limited(retry_after_secs).into())
+            }
             Err(SignUpError::Failure(error)) => Err(failure(&error).into()),
         }
     }
@@ -247,7 +256,11 @@ impl AuthApi {
     ) -> Result<TokenResponse, LogInErrors> {
         let email = body.email()?;
         let password = Password::new(body.0.password.0);
-        match state.auth.log_in(email, password, client_info(req)).await {
+        match state
+            .auth
+            .log_in(email, password, &request_context(req))
+            .await
+        {
             Ok(pair) => Ok(TokenResponse::Ok(
                 Json(TokenPairBody::from(&pair)),
                 NO_STORE.to_owned(),
@@ -258,6 +271,9 @@ impl AuthApi {
                 "The email or password is incorrect.",
             )
             .into()),
+            Err(LogInError::RateLimited { retry_after_secs }) => {
+                Err(rate_limited(retry_after_secs).into())
+            }
             Err(LogInError::Failure(error)) => Err(failure(&error).into()),
         }
     }
@@ -271,9 +287,14 @@ impl AuthApi {
     async fn refresh(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         body: Json<RefreshRequest>,
     ) -> Result<TokenResponse, RefreshErrors> {
-        match state.auth.refresh(&body.refresh_token).await {
+        match state
+            .auth
+            .refresh(&body.refresh_token, &request_context(req))
+            .await
+        {
             Ok(pair) => Ok(TokenResponse::Ok(
                 Json(TokenPairBody::from(&pair)),
                 NO_STORE.to_owned(),
@@ -284,6 +305,9 @@ impl AuthApi {
                 "The refresh token is invalid, expired or revoked.",
             )
             .into()),
+            Err(RefreshError::RateLimited { retry_after_secs }) => {
+                Err(rate_limited(retry_after_secs).into())
+            }
             Err(RefreshError::Failure(error)) => Err(failure(&error).into()),
         }
     }
@@ -297,6 +321,7 @@ impl AuthApi {
     async fn log_out(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &Request,
         auth: BearerAuth,
         /// Which sessions to end.
         scope: Query<Option<LogoutScopeParam>>,
@@ -308,7 +333,7 @@ impl AuthApi {
         };
         let revoked = state
             .auth
-            .log_out(&auth.0, scope)
+            .log_out(&auth.0, scope, &request_context(req))
             .await
             .map_err(|e| failure(&e))?;
         Ok(LogoutResponse::Ok(Json(LogoutBody {

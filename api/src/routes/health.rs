@@ -36,7 +36,7 @@ pub enum HealthResponse {
 
 problem_responses!(ReadyErrors {
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 /// Probe operations.

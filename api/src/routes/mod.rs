@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod discovery;
+pub mod events;
 pub mod health;
 pub mod sessions;
 pub mod tasks;
@@ -9,6 +10,7 @@ pub mod users;
 
 use poem::Request;
 use poem_openapi::{Object, Tags};
+use portcullis_domain::audit::RequestContext;
 use portcullis_domain::auth::{Failure, TokenPair};
 use portcullis_domain::session::ClientInfo;
 use portcullis_domain::user::User;
@@ -118,17 +120,31 @@ impl From<&TokenPair> for TokenPairBody {
 /// `Cache-Control` of every response that carries a token.
 pub const NO_STORE: &str = "no-store";
 
-/// The client's address and user agent, bounded.
-pub fn client_info(req: &Request) -> ClientInfo {
-    let user_agent = req
-        .headers()
-        .get(poem::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    let ip = req
-        .remote_addr()
-        .as_socket_addr()
-        .map(|addr| addr.ip().to_string());
-    ClientInfo::new(user_agent, ip)
+/// Who sent the request (client address, user agent) and its ids, as the
+/// request middleware resolved them.
+pub fn request_context(req: &Request) -> RequestContext {
+    req.extensions()
+        .get::<RequestContext>()
+        .cloned()
+        .unwrap_or_else(|| RequestContext {
+            client: ClientInfo::new(
+                None,
+                req.remote_addr()
+                    .as_socket_addr()
+                    .map(|a| a.ip().to_string()),
+            ),
+            ..RequestContext::default()
+        })
+}
+
+/// The 429 of every exhausted budget or lock.
+pub fn rate_limited(retry_after_secs: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "Too many attempts; retry later.",
+    )
+    .retry_after(retry_after_secs.max(1))
 }
 
 /// The answer to an infrastructure failure: 503 with `Retry-After` when

@@ -12,26 +12,30 @@ use portcullis_domain::session::{Session, SessionId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ApiTags, failure};
+use super::{ApiTags, failure, request_context};
 use crate::app::AppState;
 use crate::problem::{ApiError, problem_responses};
 use crate::security::BearerAuth;
 
 /// One active session.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct SessionBody {
+    /// The session's id.
     pub id: Uuid,
     /// Whether this is the session of the presented access token.
     pub current: bool,
+    /// When the session was opened (log-in or sign-up).
     pub created_at: OffsetDateTime,
+    /// When the session was last used to refresh tokens.
     pub last_used_at: OffsetDateTime,
     /// The session ends if not used before this.
     pub idle_expires_at: OffsetDateTime,
     /// The session ends at this time whatever happens.
     pub absolute_expires_at: OffsetDateTime,
-    /// The user agent that opened the session, if it sent one.
+    /// The user agent that opened the session; absent if it sent none.
     pub user_agent: Option<String>,
-    /// The client address that opened the session.
+    /// The client address that opened the session; absent if unknown.
     pub client_ip: Option<String>,
 }
 
@@ -39,6 +43,7 @@ pub struct SessionBody {
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct SessionList {
+    /// The sessions.
     pub items: Vec<SessionBody>,
 }
 
@@ -89,7 +94,7 @@ pub enum RevokeResponse {
 problem_responses!(ListErrors {
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 problem_responses!(RevokeErrors {
@@ -97,7 +102,7 @@ problem_responses!(RevokeErrors {
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
     NotFound = 404 => "No active session of the caller has this id.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 /// Session operations.
@@ -136,13 +141,14 @@ impl SessionsApi {
     async fn revoke(
         &self,
         state: Data<&Arc<AppState>>,
+        req: &poem::Request,
         auth: BearerAuth,
         /// The session id.
         id: Path<Uuid>,
     ) -> Result<RevokeResponse, RevokeErrors> {
         match state
             .auth
-            .revoke_session(&auth.0, SessionId::from_uuid(id.0))
+            .revoke_session(&auth.0, SessionId::from_uuid(id.0), &request_context(req))
             .await
         {
             Ok(()) => Ok(RevokeResponse::NoContent),

@@ -22,13 +22,19 @@ use crate::security::BearerAuth;
 
 /// A task.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct TaskBody {
+    /// The task's id.
     pub id: Uuid,
+    /// 1 to 200 characters.
     pub title: String,
+    /// Absent when the task has no description.
     pub description: Option<String>,
+    /// Whether the task is done.
     pub done: bool,
+    /// When the task was created (RFC 3339, UTC).
     pub created_at: OffsetDateTime,
+    /// When the task last changed (RFC 3339, UTC).
     pub updated_at: OffsetDateTime,
 }
 
@@ -81,11 +87,15 @@ impl NewTask {
 
 /// Changes to a task; absent fields stay as they are, a `null` description clears it.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct TaskUpdate {
+    /// A new title, 1 to 200 characters.
     #[oai(validator(max_length = 4096))]
     pub title: Option<String>,
+    /// A new description (at most 2,000 characters), or `null` to remove it.
+    #[oai(nullable)]
     pub description: MaybeUndefined<String>,
+    /// Mark the task done or not done.
     pub done: Option<bool>,
 }
 
@@ -101,10 +111,21 @@ impl TaskUpdate {
 
 /// A page of tasks, newest first.
 #[derive(Debug, Object)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct TaskPageBody {
+    /// The tasks of this page.
     pub items: Vec<TaskBody>,
     /// Pass as `before` to get the next page; absent on the last page.
     pub next_cursor: Option<Uuid>,
+}
+
+impl poem_openapi::types::Example for TaskPageBody {
+    fn example() -> Self {
+        Self {
+            items: vec![TaskBody::example_value()],
+            next_cursor: None,
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -143,7 +164,7 @@ problem_responses!(WriteErrors {
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
     Unprocessable = 422 => "The title or description is out of bounds.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 problem_responses!(ReadErrors {
@@ -151,7 +172,7 @@ problem_responses!(ReadErrors {
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
     NotFound = 404 => "No task of the caller has this id.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 fn invalid(error: &TaskInputError) -> ApiError {

@@ -23,7 +23,7 @@ problem_responses!(MeErrors {
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
     NotFound = 404 => "The account no longer exists.",
     Internal = 500 => "An internal error.",
-    Unavailable = 503, retry_after: u64 => "The database is unreachable.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
 /// Account operations.

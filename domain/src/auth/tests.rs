@@ -9,38 +9,64 @@ use time::macros::datetime;
 use super::*;
 use crate::fakes::*;
 use crate::password::PasswordHash;
+use crate::session::ClientInfo;
 
 struct Harness {
     service: AuthService,
     clock: Arc<FixedClock>,
-    sessions: Arc<InMemorySessionRepository>,
-    users: Arc<InMemoryUserRepository>,
+    sessions: Arc<InMemoryStore>,
+    users: Arc<InMemoryStore>,
     hasher: Arc<FakeHasher>,
 }
 
 fn harness() -> Harness {
+    harness_with(1_000)
+}
+
+/// A harness whose per-client budget is `budget` requests per bucket.
+fn harness_with(budget: u32) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-11-24 12:00 UTC)));
-    let sessions = Arc::new(InMemorySessionRepository::default());
-    let users = Arc::new(InMemoryUserRepository::default());
+    let store = Arc::new(InMemoryStore::default());
     let hasher = Arc::new(FakeHasher::default());
     let ports = AuthPorts {
-        users: users.clone(),
-        sessions: sessions.clone(),
+        users: store.clone(),
+        sessions: store.clone(),
         hasher: hasher.clone(),
         issuer: Arc::new(FakeTokens),
         verifier: Arc::new(FakeTokens),
         revocations: Arc::new(InMemoryRevocationCache::default()),
         secrets: Arc::new(SequentialSecrets::default()),
         clock: clock.clone(),
+        events: store.clone(),
+        audit: Arc::new(StoreAudit(store.clone())),
+        limiter: Arc::new(CountingLimiter::new(budget)),
+        failures: Arc::new(ClockedFailures::new(clock.clone())),
     };
     let policy = PasswordPolicy::new(15, ["password1234567890".to_owned()]).unwrap();
     Harness {
-        service: AuthService::new(ports, policy, SessionPolicy::default()),
+        service: AuthService::new(
+            ports,
+            policy,
+            SessionPolicy::default(),
+            LimitPolicy::default(),
+        ),
         clock,
-        sessions,
-        users,
+        sessions: store.clone(),
+        users: store,
         hasher,
     }
+}
+
+fn ctx() -> RequestContext {
+    RequestContext {
+        client: ClientInfo::new(Some("unit-test"), Some("192.0.2.1".to_owned())),
+        request_id: Some("req-1".to_owned()),
+        trace_id: None,
+    }
+}
+
+fn kinds(h: &Harness) -> Vec<AuthEventKind> {
+    h.users.events().iter().map(|e| e.kind).collect()
 }
 
 fn email(raw: &str) -> Email {
@@ -54,7 +80,7 @@ async fn signed_up(h: &Harness) -> TokenPair {
         .sign_up(
             email("bob@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await
         .unwrap()
@@ -70,7 +96,7 @@ async fn sign_up_then_log_in_opens_a_second_session() {
         .log_in(
             email("BOB@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await
         .unwrap();
@@ -88,7 +114,7 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
         .sign_up(
             email("bob@example.com"),
             Password::new("password1234567890".into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await;
     assert!(matches!(
@@ -102,7 +128,7 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
         .sign_up(
             email("Bob@Example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await;
     assert!(matches!(again, Err(SignUpError::EmailTaken)));
@@ -118,7 +144,7 @@ async fn unknown_email_pays_a_dummy_verification_and_answers_like_a_wrong_passwo
         .log_in(
             email("nobody@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await;
     let wrong = h
@@ -126,7 +152,7 @@ async fn unknown_email_pays_a_dummy_verification_and_answers_like_a_wrong_passwo
         .log_in(
             email("bob@example.com"),
             Password::new("not the password at all".into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await;
 
@@ -152,7 +178,7 @@ async fn outdated_hashes_are_upgraded_on_log_in() {
         .log_in(
             email("bob@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await
         .unwrap();
@@ -169,7 +195,7 @@ async fn refresh_rotates_and_keeps_one_live_token() {
         h.clock.advance(Duration::minutes(1));
         let next = h
             .service
-            .refresh(pair.refresh_token.expose())
+            .refresh(pair.refresh_token.expose(), &ctx())
             .await
             .unwrap();
         assert_eq!(next.session_id, pair.session_id);
@@ -185,14 +211,14 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     let pair = signed_up(&h).await;
     let first = h
         .service
-        .refresh(pair.refresh_token.expose())
+        .refresh(pair.refresh_token.expose(), &ctx())
         .await
         .unwrap();
     h.clock.advance(Duration::seconds(5));
 
     let second = h
         .service
-        .refresh(pair.refresh_token.expose())
+        .refresh(pair.refresh_token.expose(), &ctx())
         .await
         .unwrap();
 
@@ -200,7 +226,7 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     assert_eq!(h.sessions.session_count(), 1);
     assert!(
         h.service
-            .refresh(second.refresh_token.expose())
+            .refresh(second.refresh_token.expose(), &ctx())
             .await
             .is_ok()
     );
@@ -215,22 +241,27 @@ async fn reuse_after_grace_revokes_the_family_only() {
         .log_in(
             email("bob@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await
         .unwrap();
     let rotated = h
         .service
-        .refresh(victim.refresh_token.expose())
+        .refresh(victim.refresh_token.expose(), &ctx())
         .await
         .unwrap();
     h.clock.advance(Duration::seconds(11));
 
-    let reuse = h.service.refresh(victim.refresh_token.expose()).await;
+    let reuse = h
+        .service
+        .refresh(victim.refresh_token.expose(), &ctx())
+        .await;
 
     assert!(matches!(reuse, Err(RefreshError::Reused { .. })));
     assert!(matches!(
-        h.service.refresh(rotated.refresh_token.expose()).await,
+        h.service
+            .refresh(rotated.refresh_token.expose(), &ctx())
+            .await,
         Err(RefreshError::InvalidGrant)
     ));
     assert_eq!(
@@ -239,7 +270,7 @@ async fn reuse_after_grace_revokes_the_family_only() {
     );
     assert!(
         h.service
-            .refresh(other.refresh_token.expose())
+            .refresh(other.refresh_token.expose(), &ctx())
             .await
             .is_ok()
     );
@@ -255,7 +286,7 @@ async fn idle_and_absolute_expiry_end_a_session() {
     let pair = signed_up(&h).await;
     h.clock.advance(Duration::days(8));
     assert!(matches!(
-        h.service.refresh(pair.refresh_token.expose()).await,
+        h.service.refresh(pair.refresh_token.expose(), &ctx()).await,
         Err(RefreshError::InvalidGrant)
     ));
 
@@ -264,14 +295,14 @@ async fn idle_and_absolute_expiry_end_a_session() {
         .log_in(
             email("bob@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await
         .unwrap();
     let absolute = h.sessions.get(pair.session_id).absolute_expires_at;
     for _ in 0..6 {
         h.clock.advance(Duration::days(6));
-        match h.service.refresh(pair.refresh_token.expose()).await {
+        match h.service.refresh(pair.refresh_token.expose(), &ctx()).await {
             Ok(next) => {
                 assert!(next.refresh_expires_at <= absolute);
                 assert!(next.access_expires_at <= absolute);
@@ -292,7 +323,7 @@ async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
     let h = harness();
     for token in ["", "short", &"x".repeat(43), &"!".repeat(43)] {
         assert!(matches!(
-            h.service.refresh(token).await,
+            h.service.refresh(token, &ctx()).await,
             Err(RefreshError::InvalidGrant)
         ));
     }
@@ -307,7 +338,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
             .log_in(
                 email("bob@example.com"),
                 Password::new(PASSWORD.into()),
-                ClientInfo::default(),
+                &ctx(),
             )
             .await
             .unwrap()
@@ -318,7 +349,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
 
     let revoked = h
         .service
-        .log_out(&principal, LogoutScope::Others)
+        .log_out(&principal, LogoutScope::Others, &ctx())
         .await
         .unwrap();
     assert_eq!(revoked.len(), 2);
@@ -328,12 +359,12 @@ async fn logout_scopes_revoke_the_right_sessions() {
         Err(TokenRejection::Revoked)
     );
     assert!(matches!(
-        h.service.refresh(c.refresh_token.expose()).await,
+        h.service.refresh(c.refresh_token.expose(), &ctx()).await,
         Err(RefreshError::InvalidGrant)
     ));
 
     h.service
-        .log_out(&principal, LogoutScope::This)
+        .log_out(&principal, LogoutScope::This, &ctx())
         .await
         .unwrap();
     assert_eq!(
@@ -352,7 +383,7 @@ async fn a_user_cannot_revoke_someone_elses_session() {
         .sign_up(
             email("eve@example.com"),
             Password::new(PASSWORD.into()),
-            ClientInfo::default(),
+            &ctx(),
         )
         .await
         .unwrap();
@@ -360,9 +391,286 @@ async fn a_user_cannot_revoke_someone_elses_session() {
 
     let attempt = h
         .service
-        .revoke_session(&eve_principal, bob.session_id)
+        .revoke_session(&eve_principal, bob.session_id, &ctx())
         .await;
 
     assert!(matches!(attempt, Err(RevokeSessionError::NotFound)));
     assert!(h.service.authenticate(bob.access_token.expose()).is_ok());
+}
+
+#[tokio::test]
+async fn state_changes_carry_their_events() {
+    let h = harness();
+    let pair = signed_up(&h).await;
+    let next = h
+        .service
+        .refresh(pair.refresh_token.expose(), &ctx())
+        .await
+        .unwrap();
+    let principal = h.service.authenticate(next.access_token.expose()).unwrap();
+    h.service
+        .log_out(&principal, LogoutScope::All, &ctx())
+        .await
+        .unwrap();
+
+    let events = h.users.events();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            AuthEventKind::SignUp,
+            AuthEventKind::TokenRefreshed,
+            AuthEventKind::Logout
+        ]
+    );
+    for event in &events {
+        assert_eq!(event.user_id, Some(pair.user.id));
+        assert_eq!(event.session_id, Some(pair.session_id));
+        assert_eq!(event.client_ip.as_deref(), Some("192.0.2.1"));
+        assert_eq!(event.user_agent.as_deref(), Some("unit-test"));
+        assert_eq!(event.request_id.as_deref(), Some("req-1"));
+    }
+    assert_eq!(events[2].detail.as_deref(), Some("scope=all"));
+}
+
+#[tokio::test]
+async fn failed_logins_are_recorded_with_an_internal_reason() {
+    let h = harness();
+    let pair = signed_up(&h).await;
+    let _ = h
+        .service
+        .log_in(
+            email("bob@example.com"),
+            Password::new("nope nope nope nope".into()),
+            &ctx(),
+        )
+        .await;
+    let _ = h
+        .service
+        .log_in(
+            email("ghost@example.com"),
+            Password::new(PASSWORD.into()),
+            &ctx(),
+        )
+        .await;
+    let failed: Vec<_> = h
+        .users
+        .events()
+        .into_iter()
+        .filter(|e| e.kind == AuthEventKind::LoginFailed)
+        .collect();
+    assert_eq!(failed.len(), 2);
+    assert_eq!(failed[0].user_id, Some(pair.user.id));
+    assert_eq!(failed[0].detail.as_deref(), Some("wrong_password"));
+    assert_eq!(failed[1].user_id, None);
+    assert_eq!(failed[1].detail.as_deref(), Some("unknown_user"));
+}
+
+async fn fail_login(h: &Harness, who: &str) -> Result<TokenPair, LogInError> {
+    h.service
+        .log_in(
+            email(who),
+            Password::new("definitely the wrong one".into()),
+            &ctx(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
+    let h = harness();
+    signed_up(&h).await;
+    for _ in 0..4 {
+        assert!(matches!(
+            fail_login(&h, "bob@example.com").await,
+            Err(LogInError::InvalidCredentials)
+        ));
+    }
+    // The fifth failure imposes a one-second slow-down.
+    assert!(matches!(
+        fail_login(&h, "bob@example.com").await,
+        Err(LogInError::InvalidCredentials)
+    ));
+    let right = h
+        .service
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            &ctx(),
+        )
+        .await;
+    assert!(matches!(
+        right,
+        Err(LogInError::RateLimited {
+            retry_after_secs: 1
+        })
+    ));
+    for _ in 5..10 {
+        h.clock.advance(Duration::seconds(20));
+        assert!(matches!(
+            fail_login(&h, "bob@example.com").await,
+            Err(LogInError::InvalidCredentials)
+        ));
+    }
+    // Ten failures: locked for 15 minutes, whatever the password.
+    let right = h
+        .service
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            &ctx(),
+        )
+        .await;
+    assert!(
+        matches!(right, Err(LogInError::RateLimited { retry_after_secs }) if retry_after_secs > 800)
+    );
+    assert!(kinds(&h).contains(&AuthEventKind::AccountLocked));
+
+    h.clock.advance(Duration::minutes(16));
+    let right = h
+        .service
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            &ctx(),
+        )
+        .await;
+    assert!(right.is_ok(), "the lock expires");
+}
+
+#[tokio::test]
+async fn unknown_emails_lock_exactly_like_existing_ones() {
+    let h = harness();
+    signed_up(&h).await;
+    let mut existing = Vec::new();
+    let mut unknown = Vec::new();
+    for _ in 0..12 {
+        h.clock.advance(Duration::seconds(70));
+        existing.push(matches!(
+            fail_login(&h, "bob@example.com").await,
+            Err(LogInError::RateLimited { .. })
+        ));
+        unknown.push(matches!(
+            fail_login(&h, "ghost@example.com").await,
+            Err(LogInError::RateLimited { .. })
+        ));
+    }
+    assert_eq!(existing, unknown);
+    assert!(existing.iter().any(|limited| *limited));
+}
+
+#[tokio::test]
+async fn success_resets_the_account_count() {
+    let h = harness();
+    signed_up(&h).await;
+    for _ in 0..4 {
+        let _ = fail_login(&h, "bob@example.com").await;
+    }
+    h.service
+        .log_in(
+            email("bob@example.com"),
+            Password::new(PASSWORD.into()),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        assert!(matches!(
+            fail_login(&h, "bob@example.com").await,
+            Err(LogInError::InvalidCredentials)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn request_budgets_are_per_bucket_and_recorded() {
+    let h = harness_with(2);
+    signed_up(&h).await;
+    let again = |who: &'static str| {
+        let h = &h;
+        async move {
+            h.service
+                .sign_up(email(who), Password::new(PASSWORD.into()), &ctx())
+                .await
+        }
+    };
+    assert!(again("carol@example.com").await.is_ok());
+    assert!(matches!(
+        again("dave@example.com").await,
+        Err(SignUpError::RateLimited {
+            retry_after_secs: 7
+        })
+    ));
+    assert!(kinds(&h).contains(&AuthEventKind::RateLimitHit));
+    // Log-in has its own budget.
+    assert!(
+        h.service
+            .log_in(
+                email("bob@example.com"),
+                Password::new(PASSWORD.into()),
+                &ctx()
+            )
+            .await
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn events_page_newest_first_for_the_caller_only() {
+    let h = harness();
+    let bob = signed_up(&h).await;
+    let eve = h
+        .service
+        .sign_up(
+            email("eve@example.com"),
+            Password::new(PASSWORD.into()),
+            &ctx(),
+        )
+        .await
+        .unwrap();
+    let mut pair = bob.clone();
+    for _ in 0..3 {
+        pair = h
+            .service
+            .refresh(pair.refresh_token.expose(), &ctx())
+            .await
+            .unwrap();
+    }
+    let principal = h.service.authenticate(pair.access_token.expose()).unwrap();
+
+    let first = h
+        .service
+        .events(&principal, Vec::new(), None, 2)
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    assert!(
+        first
+            .items
+            .iter()
+            .all(|e| e.kind == AuthEventKind::TokenRefreshed)
+    );
+    let rest = h
+        .service
+        .events(&principal, Vec::new(), first.next_cursor, 10)
+        .await
+        .unwrap();
+    let kinds: Vec<_> = rest.items.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [AuthEventKind::TokenRefreshed, AuthEventKind::SignUp]
+    );
+    assert!(rest.next_cursor.is_none());
+    assert!(
+        rest.items
+            .iter()
+            .all(|e| e.user_id == Some(bob.user.id) && e.user_id != Some(eve.user.id))
+    );
+
+    let only = h
+        .service
+        .events(&principal, vec![AuthEventKind::SignUp], None, 10)
+        .await
+        .unwrap();
+    assert_eq!(only.items.len(), 1);
 }

@@ -8,6 +8,7 @@
 mod convert;
 mod entity;
 mod error;
+mod event_repository;
 mod session_repository;
 mod task_repository;
 mod user_repository;
@@ -26,6 +27,7 @@ use sea_orm::{
 };
 use tokio::sync::Mutex;
 
+pub use event_repository::SeaOrmAuthEventRepository;
 pub use session_repository::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
 pub use user_repository::SeaOrmUserRepository;
@@ -207,6 +209,11 @@ impl Database {
     }
 
     /// The session and refresh-token repository.
+    /// The audit trail.
+    pub fn events(&self) -> SeaOrmAuthEventRepository {
+        SeaOrmAuthEventRepository::new(self.clone())
+    }
+
     pub fn sessions(&self) -> SeaOrmSessionRepository {
         SeaOrmSessionRepository::new(self.clone())
     }

@@ -7,10 +7,11 @@
 //! concurrent rotations of one session, on SQLite the write gate does.
 
 use async_trait::async_trait;
+use portcullis_domain::audit::AuthEvent;
 use portcullis_domain::error::StoreError;
 use portcullis_domain::session::{
     ClientInfo, RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionId,
-    SessionRepository, TokenHash,
+    SessionOpening, SessionRepository, TokenHash,
 };
 use portcullis_domain::user::UserId;
 use sea_orm::prelude::Uuid;
@@ -25,6 +26,7 @@ use super::Database;
 use super::convert::{from_millis, from_millis_opt, to_millis};
 use super::entity::{refresh_token, session};
 use super::error::{corrupt, store_error};
+use super::event_repository::insert_events;
 use super::write::Decision;
 
 /// Sessions in `sessions`, refresh-token digests in `refresh_tokens`.
@@ -41,13 +43,10 @@ impl SeaOrmSessionRepository {
 
 #[async_trait]
 impl SessionRepository for SeaOrmSessionRepository {
-    async fn create(&self, session: &Session, first_token: &TokenHash) -> Result<(), StoreError> {
+    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError> {
         let tx = self.db.begin_write().await?;
         let body = async {
-            session::Entity::insert(session_row(session))
-                .exec_without_returning(tx.txn())
-                .await?;
-            insert_token(tx.txn(), session.id, first_token, session.created_at).await?;
+            insert_opening(tx.txn(), opening).await?;
             Ok(Decision::Commit(()))
         }
         .await;
@@ -83,6 +82,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         next: &TokenHash,
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
+        event: &AuthEvent,
     ) -> Result<RotateOutcome, StoreError> {
         let tx = self.db.begin_write().await?;
         let body = async {
@@ -105,6 +105,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 return Ok(Decision::Rollback(RotateOutcome::AlreadyRotated));
             }
             insert_token(tx.txn(), session, next, now).await?;
+            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
             Ok(Decision::Commit(RotateOutcome::Rotated))
         }
         .await;
@@ -117,6 +118,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         next: &TokenHash,
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
+        event: &AuthEvent,
     ) -> Result<bool, StoreError> {
         let tx = self.db.begin_write().await?;
         let body = async {
@@ -124,6 +126,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 return Ok(Decision::Rollback(false));
             }
             insert_token(tx.txn(), session, next, now).await?;
+            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
             Ok(Decision::Commit(true))
         }
         .await;
@@ -146,15 +149,23 @@ impl SessionRepository for SeaOrmSessionRepository {
         session: SessionId,
         now: OffsetDateTime,
         reason: RevokeReason,
+        event: &AuthEvent,
     ) -> Result<bool, StoreError> {
-        let _gate = self.db.write_gate().await;
-        let result = revoke_where(now, reason)
-            .filter(session::Column::Id.eq(session.as_uuid()))
-            .filter(session::Column::UserId.eq(user.as_uuid()))
-            .exec(self.db.connection())
-            .await
-            .map_err(store_error)?;
-        Ok(result.rows_affected > 0)
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            let result = revoke_where(now, reason)
+                .filter(session::Column::Id.eq(session.as_uuid()))
+                .filter(session::Column::UserId.eq(user.as_uuid()))
+                .exec(tx.txn())
+                .await?;
+            if result.rows_affected == 0 {
+                return Ok(Decision::Rollback(false));
+            }
+            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
+            Ok(Decision::Commit(true))
+        }
+        .await;
+        tx.settle(body).await
     }
 
     async fn revoke_all(
@@ -163,6 +174,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         except: Option<SessionId>,
         now: OffsetDateTime,
         reason: RevokeReason,
+        event: &AuthEvent,
     ) -> Result<Vec<SessionId>, StoreError> {
         let tx = self.db.begin_write().await?;
         let body = async {
@@ -191,6 +203,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 .filter(session::Column::Id.is_in(ids.iter().copied()))
                 .exec(tx.txn())
                 .await?;
+            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
             Ok(Decision::Commit(
                 ids.into_iter().map(SessionId::from_uuid).collect(),
             ))
@@ -240,6 +253,19 @@ impl SessionRepository for SeaOrmSessionRepository {
             })
             .collect()
     }
+}
+
+/// Stores a new session, its first token and its event on `db` (a transaction).
+pub(crate) async fn insert_opening<C: ConnectionTrait>(
+    db: &C,
+    opening: SessionOpening<'_>,
+) -> Result<(), DbErr> {
+    let session = opening.session;
+    session::Entity::insert(session_row(session))
+        .exec_without_returning(db)
+        .await?;
+    insert_token(db, session.id, opening.first_token, session.created_at).await?;
+    insert_events(db, std::slice::from_ref(opening.event)).await
 }
 
 /// Records a use of `session` if it is still active at `now`; whether it was.

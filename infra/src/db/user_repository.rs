@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use portcullis_domain::error::StoreError;
 use portcullis_domain::password::PasswordHash;
+use portcullis_domain::session::SessionOpening;
 use portcullis_domain::user::{Email, InsertUserError, User, UserId, UserRepository};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -12,6 +13,8 @@ use super::Database;
 use super::convert::{from_millis, to_millis};
 use super::entity::user;
 use super::error::{is_unique_violation_on, store_error};
+use super::session_repository::insert_opening;
+use super::write::Decision;
 
 /// Users in the `users` table.
 #[derive(Clone)]
@@ -27,7 +30,11 @@ impl SeaOrmUserRepository {
 
 #[async_trait]
 impl UserRepository for SeaOrmUserRepository {
-    async fn insert(&self, user: &User) -> Result<(), InsertUserError> {
+    async fn insert(
+        &self,
+        user: &User,
+        opening: SessionOpening<'_>,
+    ) -> Result<(), InsertUserError> {
         let row = user::ActiveModel {
             id: Set(user.id.as_uuid()),
             email: Set(user.email.as_str().to_owned()),
@@ -35,16 +42,26 @@ impl UserRepository for SeaOrmUserRepository {
             created_at: Set(to_millis(user.created_at)),
             updated_at: Set(to_millis(user.updated_at)),
         };
-        let _gate = self.db.write_gate().await;
-        match user::Entity::insert(row)
-            .exec_without_returning(self.db.connection())
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error) if is_unique_violation_on(&error, "email") => {
-                Err(InsertUserError::EmailTaken)
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            match user::Entity::insert(row)
+                .exec_without_returning(tx.txn())
+                .await
+            {
+                Ok(_) => {}
+                Err(error) if is_unique_violation_on(&error, "email") => {
+                    return Ok(Decision::Rollback(false));
+                }
+                Err(error) => return Err(error),
             }
-            Err(error) => Err(store_error(error).into()),
+            insert_opening(tx.txn(), opening).await?;
+            Ok(Decision::Commit(true))
+        }
+        .await;
+        if tx.settle(body).await? {
+            Ok(())
+        } else {
+            Err(InsertUserError::EmailTaken)
         }
     }
 

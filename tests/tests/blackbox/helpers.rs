@@ -80,14 +80,30 @@ pub async fn spawn_with(options: Options) -> TestApp {
         Some(url) => Some(url),
         None => fresh_database_url().await,
     };
-    let mut settings = Settings::for_tests(data_dir.clone());
+    // Test defaults first; a test's own settings override them. Small pools
+    // keep many parallel tests within the machine's limits, and every test
+    // client is 127.0.0.1, so budgets are generous unless a test sets its own.
+    let mut pairs: Vec<(&'static str, String)> = vec![
+        ("PORTCULLIS_BIND", "127.0.0.1:0".to_owned()),
+        ("PORTCULLIS_HASH_WORKERS", "1".to_owned()),
+        ("PORTCULLIS_DB_MAX_CONNECTIONS", "4".to_owned()),
+        ("PORTCULLIS_REVOCATION_POLL_MS", "200".to_owned()),
+        ("PORTCULLIS_SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
+    ];
+    for bucket in ["SIGNUP", "LOGIN", "REFRESH"] {
+        pairs.push((
+            leak(format!("PORTCULLIS_RATE_LIMIT_{bucket}_PER_MIN")),
+            "10000".to_owned(),
+        ));
+        pairs.push((
+            leak(format!("PORTCULLIS_RATE_LIMIT_{bucket}_BURST")),
+            "1000".to_owned(),
+        ));
+    }
+    pairs.extend(options.env.iter().cloned());
+    let mut settings = Settings::from_source(&Pairs(&pairs)).expect("valid test settings");
+    settings.data_dir = data_dir.clone();
     settings.database_url = database_url.clone();
-    // Small pools keep many parallel tests within the machine's limits.
-    settings.hash_workers = 1;
-    settings.db_max_connections = 4;
-    settings.revocation_poll = Duration::from_millis(200);
-    settings.shutdown_timeout = Duration::from_secs(2);
-    apply_env(&mut settings, &options.env);
 
     let app = Application::build(settings)
         .await
@@ -113,46 +129,22 @@ pub async fn spawn_with(options: Options) -> TestApp {
     test_app
 }
 
-/// Overrides settings with environment-style pairs, through the real parser.
-fn apply_env(settings: &mut Settings, pairs: &[(&'static str, String)]) {
-    struct Pairs<'a>(&'a [(&'static str, String)]);
-    impl portcullis_api::settings::Source for Pairs<'_> {
-        fn get(&self, name: &str) -> Option<String> {
-            self.0
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.clone())
-        }
+/// Settings as environment-style pairs, read through the real parser; the
+/// last value of a name wins.
+struct Pairs<'a>(&'a [(&'static str, String)]);
+
+impl portcullis_api::settings::Source for Pairs<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.clone())
     }
-    if pairs.is_empty() {
-        return;
-    }
-    let parsed = Settings::from_source(&Pairs(pairs)).expect("valid test settings");
-    for (name, _) in pairs {
-        match *name {
-            "PORTCULLIS_ACCESS_TOKEN_TTL_SECS" => {
-                settings.access_token_ttl = parsed.access_token_ttl
-            }
-            "PORTCULLIS_SESSION_IDLE_TTL_SECS" => {
-                settings.session_idle_ttl = parsed.session_idle_ttl
-            }
-            "PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS" => {
-                settings.session_absolute_ttl = parsed.session_absolute_ttl
-            }
-            "PORTCULLIS_REFRESH_REUSE_GRACE_SECS" => {
-                settings.refresh_reuse_grace = parsed.refresh_reuse_grace
-            }
-            "PORTCULLIS_REVOCATION_POLL_MS" => settings.revocation_poll = parsed.revocation_poll,
-            "PORTCULLIS_PASSWORD_MIN_LENGTH" => {
-                settings.password_min_length = parsed.password_min_length
-            }
-            "PORTCULLIS_JWT_SECRET" => settings.jwt_secret = parsed.jwt_secret.clone(),
-            "PORTCULLIS_HASH_WORKERS" => settings.hash_workers = parsed.hash_workers,
-            "PORTCULLIS_HASH_QUEUE" => settings.hash_queue = parsed.hash_queue,
-            "DATABASE_URL" => settings.database_url = parsed.database_url.clone(),
-            other => panic!("apply_env does not know {other}"),
-        }
-    }
+}
+
+fn leak(name: String) -> &'static str {
+    Box::leak(name.into_boxed_str())
 }
 
 impl TestApp {

@@ -10,7 +10,9 @@
 mod helpers;
 
 mod errors;
+mod events;
 mod jwt_attacks;
+mod limits;
 mod refresh;
 mod sessions;
 mod signup_login;

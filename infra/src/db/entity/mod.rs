@@ -6,6 +6,7 @@
 //! `Uuid`, exactly as the migrations declare them. Nothing outside `db` sees
 //! these types; the repositories convert to and from domain types.
 
+pub(crate) mod auth_event;
 pub(crate) mod refresh_token;
 pub(crate) mod session;
 pub(crate) mod task;

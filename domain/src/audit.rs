@@ -1,0 +1,252 @@
+//! Audit events: one record per authentication event, append-only.
+//!
+//! Events that accompany a state change (sign-up, log-in, refresh, logout,
+//! revocation) are handed to the repository that makes the change, so both
+//! commit in one transaction. Events without a state change (failed log-in,
+//! lockout, rate limit, rejected token) go to an [`AuditSink`].
+
+use std::fmt;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::error::StoreError;
+use crate::session::{ClientInfo, SessionId};
+use crate::user::UserId;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuthEventKind {
+    SignUp,
+    LoginSucceeded,
+    LoginFailed,
+    AccountLocked,
+    TokenRefreshed,
+    RefreshTokenReuseDetected,
+    Logout,
+    SessionRevoked,
+    RateLimitHit,
+    AccessTokenRejected,
+}
+
+impl AuthEventKind {
+    /// Every kind, for parsing and documentation.
+    pub const ALL: [Self; 10] = [
+        Self::SignUp,
+        Self::LoginSucceeded,
+        Self::LoginFailed,
+        Self::AccountLocked,
+        Self::TokenRefreshed,
+        Self::RefreshTokenReuseDetected,
+        Self::Logout,
+        Self::SessionRevoked,
+        Self::RateLimitHit,
+        Self::AccessTokenRejected,
+    ];
+
+    /// The stored, stable name (OWASP logging vocabulary style).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignUp => "signup",
+            Self::LoginSucceeded => "login_succeeded",
+            Self::LoginFailed => "login_failed",
+            Self::AccountLocked => "account_locked",
+            Self::TokenRefreshed => "token_refreshed",
+            Self::RefreshTokenReuseDetected => "refresh_token_reuse_detected",
+            Self::Logout => "logout",
+            Self::SessionRevoked => "session_revoked",
+            Self::RateLimitHit => "rate_limit_hit",
+            Self::AccessTokenRejected => "access_token_rejected",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
+    }
+
+    /// How an operator should weigh it.
+    pub fn severity(self) -> Severity {
+        match self {
+            Self::RefreshTokenReuseDetected => Severity::Critical,
+            Self::AccountLocked | Self::RateLimitHit => Severity::Warning,
+            Self::LoginFailed | Self::AccessTokenRejected => Severity::Notice,
+            _ => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for AuthEventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How an operator should weigh an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    Notice,
+    Warning,
+    Critical,
+}
+
+/// Whether the attempt succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    Failure,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failure => "failure",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "success" => Some(Self::Success),
+            "failure" => Some(Self::Failure),
+            _ => None,
+        }
+    }
+}
+
+/// Where a request came from and how to find it again in logs and traces.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext {
+    pub client: ClientInfo,
+    /// The `X-Request-Id` of the request.
+    pub request_id: Option<String>,
+    /// The W3C trace id of the request's trace.
+    pub trace_id: Option<String>,
+}
+
+/// One audit record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthEvent {
+    pub id: Uuid,
+    pub at: OffsetDateTime,
+    pub kind: AuthEventKind,
+    pub outcome: Outcome,
+    pub user_id: Option<UserId>,
+    pub session_id: Option<SessionId>,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    pub trace_id: Option<String>,
+    /// An internal reason or detail (`unknown_user`, `scope=all`, ...). Never
+    /// a secret; never shown to the caller it is about.
+    pub detail: Option<String>,
+}
+
+impl AuthEvent {
+    /// Longest detail kept, in characters.
+    pub const MAX_DETAIL: usize = 200;
+
+    /// An event of `kind` at `at` for the request `ctx`.
+    pub fn new(
+        kind: AuthEventKind,
+        outcome: Outcome,
+        at: OffsetDateTime,
+        ctx: &RequestContext,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            at,
+            kind,
+            outcome,
+            user_id: None,
+            session_id: None,
+            client_ip: ctx.client.ip().map(str::to_owned),
+            user_agent: ctx.client.user_agent().map(str::to_owned),
+            request_id: ctx.request_id.clone(),
+            trace_id: ctx.trace_id.clone(),
+            detail: None,
+        }
+    }
+
+    pub fn user(mut self, user: UserId) -> Self {
+        self.user_id = Some(user);
+        self
+    }
+
+    pub fn session(mut self, session: SessionId) -> Self {
+        self.session_id = Some(session);
+        self
+    }
+
+    /// Attaches a detail, bounded and stripped of control characters.
+    pub fn detail(mut self, detail: impl AsRef<str>) -> Self {
+        let clean: String = detail
+            .as_ref()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(Self::MAX_DETAIL)
+            .collect();
+        self.detail = Some(clean);
+        self
+    }
+}
+
+/// Receives events that come with no state change. Implementations persist
+/// them without making the caller wait for storage, and must never block.
+pub trait AuditSink: Send + Sync + 'static {
+    fn record(&self, event: AuthEvent);
+}
+
+/// A filter over the audit trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub user_id: Option<UserId>,
+    pub kinds: Vec<AuthEventKind>,
+    pub client_ip: Option<String>,
+    pub since: Option<OffsetDateTime>,
+    pub until: Option<OffsetDateTime>,
+    /// Only events older than this id (ids are time-ordered): the page cursor.
+    pub before: Option<Uuid>,
+    pub limit: u64,
+}
+
+/// Where audit events live. Append-only: there is no update or delete.
+#[async_trait]
+pub trait AuthEventRepository: Send + Sync + 'static {
+    /// Appends events in one transaction.
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError>;
+    /// Events matching `query`, newest first.
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_round_trip() {
+        for kind in AuthEventKind::ALL {
+            assert_eq!(AuthEventKind::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(
+            AuthEventKind::RefreshTokenReuseDetected.severity(),
+            Severity::Critical
+        );
+    }
+
+    #[test]
+    fn details_are_bounded_and_clean() {
+        let event = AuthEvent::new(
+            AuthEventKind::LoginFailed,
+            Outcome::Failure,
+            OffsetDateTime::UNIX_EPOCH,
+            &RequestContext::default(),
+        )
+        .detail(format!("x\n{}", "y".repeat(500)));
+        let detail = event.detail.unwrap();
+        assert_eq!(detail.chars().count(), AuthEvent::MAX_DETAIL);
+        assert!(!detail.contains('\n'));
+    }
+}

@@ -1,0 +1,121 @@
+//! Redis with an in-process fallback: when Redis fails, the answer comes from
+//! the local store and a warning is logged (at most every 30 s). Limits are
+//! then per instance until Redis answers again; nothing fails because of it.
+
+use std::sync::Mutex;
+use std::time::{Duration as StdDuration, Instant};
+
+use async_trait::async_trait;
+use portcullis_domain::Unexpected;
+use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
+use time::Duration;
+
+use super::{GovernorRateLimiter, InMemoryFailureCounter, RedisFailureCounter, RedisRateLimiter};
+
+struct WarnEvery {
+    last: Mutex<Option<Instant>>,
+}
+
+impl WarnEvery {
+    fn new() -> Self {
+        Self {
+            last: Mutex::new(None),
+        }
+    }
+
+    fn warn(&self, what: &str, error: &Unexpected) {
+        let now = Instant::now();
+        if let Ok(mut last) = self.last.lock()
+            && last.is_none_or(|at| now.duration_since(at) > StdDuration::from_secs(30))
+        {
+            *last = Some(now);
+            tracing::warn!(error = %error, "{what}: Redis unavailable, using this instance's local limits until it returns");
+        }
+    }
+}
+
+/// Request budgets in Redis, falling back to governor in process.
+pub struct FallbackLimiter {
+    redis: RedisRateLimiter,
+    local: GovernorRateLimiter,
+    warn: WarnEvery,
+}
+
+impl FallbackLimiter {
+    pub fn new(redis: RedisRateLimiter, local: GovernorRateLimiter) -> Self {
+        Self {
+            redis,
+            local,
+            warn: WarnEvery::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for FallbackLimiter {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+        match self.redis.check(bucket, key).await {
+            Ok(decision) => Ok(decision),
+            Err(error) => {
+                self.warn.warn("rate limiter", &error);
+                Ok(self.local.decide(bucket, key))
+            }
+        }
+    }
+}
+
+/// Failure counters in Redis, falling back to a local map.
+pub struct FallbackFailures {
+    redis: RedisFailureCounter,
+    local: InMemoryFailureCounter,
+    warn: WarnEvery,
+}
+
+impl FallbackFailures {
+    pub fn new(redis: RedisFailureCounter, local: InMemoryFailureCounter) -> Self {
+        Self {
+            redis,
+            local,
+            warn: WarnEvery::new(),
+        }
+    }
+}
+
+#[async_trait]
+impl FailureCounter for FallbackFailures {
+    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+        match self.redis.state(key).await {
+            Ok(state) => Ok(state),
+            Err(error) => {
+                self.warn.warn("login lockout", &error);
+                self.local.state_now(key)
+            }
+        }
+    }
+
+    async fn add_failure(
+        &self,
+        key: &str,
+        window: Duration,
+        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
+    ) -> Result<FailureState, Unexpected> {
+        match self.redis.add_failure(key, window, lock_for).await {
+            Ok(state) => Ok(state),
+            Err(error) => {
+                self.warn.warn("login lockout", &error);
+                self.local.add_failure_now(key, window, lock_for)
+            }
+        }
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+        let local = self.local.clear_now(key);
+        match self.redis.clear(key).await {
+            Ok(()) => local,
+            Err(error) => {
+                self.warn.warn("login lockout", &error);
+                local
+            }
+        }
+    }
+}

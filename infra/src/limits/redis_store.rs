@@ -1,0 +1,252 @@
+//! Redis stores: shared, exact limits across instances.
+//!
+//! Each decision is one atomic Lua script run on the Redis server with the
+//! server's clock, so instances with skewed clocks still agree. Every key
+//! carries a TTL: nothing outlives its window.
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use portcullis_domain::Unexpected;
+use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Client, Script};
+use time::Duration;
+use tokio::sync::Mutex;
+
+use super::Quotas;
+
+/// A lazily (re)connected Redis connection: the service starts and keeps
+/// answering while Redis is down, and picks it up when it returns.
+#[derive(Clone)]
+pub struct RedisConnection {
+    client: Client,
+    manager: Arc<Mutex<Option<ConnectionManager>>>,
+    prefix: String,
+}
+
+/// Opens a handle on `url` (`redis://host:port/db`). Nothing is contacted yet.
+///
+/// # Errors
+/// When the URL is malformed.
+pub fn connect_redis(url: &str, prefix: &str) -> anyhow::Result<RedisConnection> {
+    let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+    Ok(RedisConnection {
+        client,
+        manager: Arc::new(Mutex::new(None)),
+        prefix: prefix.to_owned(),
+    })
+}
+
+impl RedisConnection {
+    async fn connection(&self) -> Result<ConnectionManager, Unexpected> {
+        let mut slot = self.manager.lock().await;
+        if let Some(manager) = slot.as_ref() {
+            return Ok(manager.clone());
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(StdDuration::from_millis(500)))
+            .set_response_timeout(Some(StdDuration::from_millis(500)))
+            .set_number_of_retries(1);
+        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| Unexpected::msg(format!("redis unavailable: {e}")))?;
+        *slot = Some(manager.clone());
+        Ok(manager)
+    }
+
+    fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        for part in parts {
+            key.push(':');
+            key.push_str(part);
+        }
+        key
+    }
+
+    /// Round trip to Redis (readiness and tests).
+    ///
+    /// # Errors
+    /// When Redis does not answer.
+    pub async fn ping(&self) -> Result<(), Unexpected> {
+        let mut conn = self.connection().await?;
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| Unexpected::msg(format!("redis ping: {e}")))
+    }
+}
+
+fn now_ms_lua() -> &'static str {
+    "local t = redis.call('TIME'); local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)"
+}
+
+/// GCRA budgets in Redis: one key per bucket and client holding the
+/// theoretical arrival time, expiring when the budget is full again.
+pub struct RedisRateLimiter {
+    redis: RedisConnection,
+    quotas: Quotas,
+    script: Script,
+}
+
+impl RedisRateLimiter {
+    pub fn new(redis: RedisConnection, quotas: Quotas) -> Self {
+        // ARGV: emission interval (ms), burst tolerance (ms). Returns 0 when
+        // allowed, else the milliseconds to wait.
+        let source = format!(
+            "{now}
+            local emission = tonumber(ARGV[1])
+            local tolerance = tonumber(ARGV[2])
+            local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+            if tat < now then tat = now end
+            if tat - now > tolerance then return tat - now - tolerance end
+            local next_tat = tat + emission
+            redis.call('SET', KEYS[1], next_tat, 'PX', next_tat - now + 1000)
+            return 0",
+            now = now_ms_lua()
+        );
+        Self {
+            redis,
+            quotas,
+            script: Script::new(&source),
+        }
+    }
+}
+
+#[async_trait]
+impl RateLimiter for RedisRateLimiter {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+        let quota = self.quotas.for_bucket(bucket);
+        let emission_ms = 60_000 / u64::from(quota.per_minute.max(1));
+        let tolerance_ms = emission_ms * u64::from(quota.burst.max(1) - 1);
+        let mut conn = self.redis.connection().await?;
+        let wait_ms: u64 = self
+            .script
+            .key(self.redis.key(&["rate", bucket.as_str(), key]))
+            .arg(emission_ms)
+            .arg(tolerance_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Unexpected::msg(format!("redis rate limit: {e}")))?;
+        Ok(if wait_ms == 0 {
+            Decision::Allowed
+        } else {
+            Decision::Limited {
+                retry_after_secs: wait_ms.div_ceil(1000).max(1),
+            }
+        })
+    }
+}
+
+/// Failure counters in Redis: a counter key expiring `window` after the last
+/// failure, and a lock key expiring when the lock ends.
+pub struct RedisFailureCounter {
+    redis: RedisConnection,
+    add: Script,
+    state: Script,
+}
+
+impl RedisFailureCounter {
+    pub fn new(redis: RedisConnection) -> Self {
+        Self {
+            redis,
+            // KEYS: counter. ARGV: window (ms). Returns the new count.
+            add: Script::new(
+                "local n = redis.call('INCR', KEYS[1])
+                redis.call('PEXPIRE', KEYS[1], ARGV[1])
+                return n",
+            ),
+            // KEYS: counter, lock. Returns {count, lock ms left (or -2/-1)}.
+            state: Script::new(
+                "local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+                return {n, redis.call('PTTL', KEYS[2])}",
+            ),
+        }
+    }
+
+    fn keys(&self, key: &str) -> (String, String) {
+        (
+            self.redis.key(&["fail", key]),
+            self.redis.key(&["lock", key]),
+        )
+    }
+}
+
+fn ms(duration: Duration) -> u64 {
+    u64::try_from(duration.whole_milliseconds())
+        .unwrap_or(0)
+        .max(1)
+}
+
+fn secs_from_ms(left: i64) -> Option<u64> {
+    (left > 0).then(|| u64::try_from(left).unwrap_or(0).div_ceil(1000).max(1))
+}
+
+#[async_trait]
+impl FailureCounter for RedisFailureCounter {
+    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+        let (counter, lock) = self.keys(key);
+        let mut conn = self.redis.connection().await?;
+        let (failures, lock_ms): (u32, i64) = self
+            .state
+            .key(counter)
+            .key(lock)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Unexpected::msg(format!("redis failure state: {e}")))?;
+        Ok(FailureState {
+            failures,
+            locked_for_secs: secs_from_ms(lock_ms),
+        })
+    }
+
+    async fn add_failure(
+        &self,
+        key: &str,
+        window: Duration,
+        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
+    ) -> Result<FailureState, Unexpected> {
+        let (counter, lock) = self.keys(key);
+        let mut conn = self.redis.connection().await?;
+        let failures: u32 = self
+            .add
+            .key(counter)
+            .arg(ms(window))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Unexpected::msg(format!("redis add failure: {e}")))?;
+        let mut locked_for_secs = None;
+        if let Some(duration) = lock_for(failures) {
+            let lock_ms = ms(duration);
+            // Locked attempts are refused before counting, so a later lock is
+            // never shorter than one in force.
+            let _: redis::Value = redis::cmd("SET")
+                .arg(&lock)
+                .arg(failures)
+                .arg("PX")
+                .arg(lock_ms)
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| Unexpected::msg(format!("redis lock: {e}")))?;
+            locked_for_secs = secs_from_ms(i64::try_from(lock_ms).unwrap_or(i64::MAX));
+        }
+        Ok(FailureState {
+            failures,
+            locked_for_secs,
+        })
+    }
+
+    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+        let (counter, lock) = self.keys(key);
+        let mut conn = self.redis.connection().await?;
+        redis::cmd("DEL")
+            .arg(counter)
+            .arg(lock)
+            .query_async::<i64>(&mut conn)
+            .await
+            .map(|_| ())
+            .map_err(|e| Unexpected::msg(format!("redis clear: {e}")))
+    }
+}
