@@ -35,7 +35,9 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::client_ip::ClientIpPolicy;
+use crate::metrics::{MeteredAudit, Metrics};
 use crate::problem::{ApiError, ProblemMiddleware};
+use crate::routes::RouteTemplates;
 use crate::routes::auth::AuthApi;
 use crate::routes::discovery::DiscoveryApi;
 use crate::routes::events::EventsApi;
@@ -60,6 +62,7 @@ pub struct AppState {
     pub tasks: TaskService,
     pub keys: SigningKeys,
     pub db: Database,
+    pub metrics: Arc<Metrics>,
 }
 
 type AllApis = (
@@ -239,6 +242,7 @@ impl Application {
             workers: settings.hash_workers,
             queue: settings.hash_queue,
         })?);
+        let hash_depth = hasher.clone();
         // Every access token of a revoked session has expired after this.
         let retention = session_policy.access_ttl
             + time::Duration::seconds(i64::try_from(JWT_LEEWAY_SECS).unwrap_or(30))
@@ -255,6 +259,12 @@ impl Application {
 
         let events: Arc<dyn AuthEventRepository> = Arc::new(db.events());
         let (audit_sink, audit) = BackgroundAudit::spawn(events.clone(), 10_000);
+        let dropped = audit_sink.clone();
+        let metrics = Arc::new(Metrics::new(
+            Arc::new(move || hash_depth.queue_depth() as u64),
+            Arc::new(move || dropped.dropped()),
+        ));
+        let sampler = spawn_session_sampler(db.sessions(), clock.clone(), metrics.clone());
         let (limiter, failures, pruner) = limit_stores(&settings)?;
         if !settings.rate_limit {
             tracing::warn!(
@@ -272,7 +282,10 @@ impl Application {
                 secrets: Arc::new(RandomSecrets),
                 clock: clock.clone(),
                 events,
-                audit: audit_sink,
+                audit: Arc::new(MeteredAudit {
+                    inner: audit_sink,
+                    metrics: metrics.clone(),
+                }),
                 limiter,
                 failures,
             },
@@ -290,6 +303,7 @@ impl Application {
             tasks,
             keys,
             db,
+            metrics,
         });
 
         let acceptor = TcpListener::bind(settings.bind.to_string())
@@ -306,7 +320,7 @@ impl Application {
             acceptor,
             local_addr,
             endpoint: routes(state, ClientIpPolicy::new(settings.trusted_proxies.clone())).boxed(),
-            background: vec![feed.spawn(), pruner],
+            background: vec![feed.spawn(), pruner, sampler],
             audit,
             shutdown_timeout: settings.shutdown_timeout,
         })
@@ -335,6 +349,26 @@ impl Application {
     }
 }
 
+/// Samples the number of active sessions for the gauge every 30 s.
+fn spawn_session_sampler(
+    sessions: portcullis_infra::db::SeaOrmSessionRepository,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(30));
+        loop {
+            ticker.tick().await;
+            match sessions.count_active(clock.now()).await {
+                Ok(count) => metrics
+                    .active_sessions
+                    .store(count, std::sync::atomic::Ordering::Relaxed),
+                Err(error) => tracing::debug!(error = %error, "sampling active sessions failed"),
+            }
+        }
+    })
+}
+
 fn to_time(duration: Duration) -> time::Duration {
     time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
 }
@@ -345,6 +379,8 @@ pub fn routes(
     client_ips: ClientIpPolicy,
 ) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
+    let templates = Arc::new(RouteTemplates::from_spec(&api.spec()));
+    let metrics = state.metrics.clone();
     let docs = api.swagger_ui();
     let json = api.spec_endpoint();
     let yaml = api.spec_endpoint_yaml();
@@ -356,7 +392,11 @@ pub fn routes(
         .data(state)
         .with(BodyLimit)
         .with(ProblemMiddleware)
-        .with(RequestScope { client_ips })
+        .with(RequestScope {
+            client_ips,
+            templates,
+            metrics,
+        })
 }
 
 /// Refuses bodies over [`MAX_BODY_BYTES`] with 413, whether or not they
@@ -397,10 +437,14 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
     }
 }
 
-/// Gives every request an id (`X-Request-Id`), its client address and a
-/// span, and logs its outcome.
+/// Gives every request an id (`X-Request-Id`), its client address, a
+/// server span following the HTTP semantic conventions (continuing an
+/// incoming W3C `traceparent`), a trace id (`X-Trace-Id`), and a duration
+/// measurement.
 struct RequestScope {
     client_ips: ClientIpPolicy,
+    templates: Arc<RouteTemplates>,
+    metrics: Arc<Metrics>,
 }
 
 impl<E: Endpoint> Middleware<E> for RequestScope {
@@ -409,6 +453,8 @@ impl<E: Endpoint> Middleware<E> for RequestScope {
         RequestScopeEndpoint {
             inner: ep,
             client_ips: self.client_ips.clone(),
+            templates: self.templates.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -416,13 +462,57 @@ impl<E: Endpoint> Middleware<E> for RequestScope {
 struct RequestScopeEndpoint<E> {
     inner: E,
     client_ips: ClientIpPolicy,
+    templates: Arc<RouteTemplates>,
+    metrics: Arc<Metrics>,
+}
+
+struct HeaderExtractor<'a>(&'a poem::http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// The trace id of `span`: OpenTelemetry's when exporting, else the one of
+/// an incoming `traceparent`, else a fresh random one, so audit events and
+/// logs always carry one.
+fn trace_id(span: &tracing::Span, headers: &poem::http::HeaderMap) -> String {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let otel = context.span().span_context().trace_id();
+    if otel != opentelemetry::trace::TraceId::INVALID {
+        return otel.to_string();
+    }
+    headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let parts: Vec<&str> = v.split('-').collect();
+            (parts.len() == 4
+                && parts[1].len() == 32
+                && parts[1]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+                && parts[1] != "00000000000000000000000000000000")
+                .then(|| parts[1].to_owned())
+        })
+        .unwrap_or_else(|| Uuid::new_v4().simple().to_string())
 }
 
 impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
     type Output = Response;
 
     async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
+        use opentelemetry::KeyValue;
         use tracing::Instrument;
+        use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+        let started = std::time::Instant::now();
         let request_id = Uuid::new_v4().to_string();
         let peer = req.remote_addr().as_socket_addr().map(|addr| addr.ip());
         let client_ip = self.client_ips.client_ip(peer, req.headers());
@@ -431,19 +521,35 @@ impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let method = req.method().as_str().to_owned();
+        let route = self.templates.route(req.uri().path());
+        let span = tracing::info_span!(
+            "http.server.request",
+            otel.name = %format!("{method} {route}"),
+            otel.kind = "server",
+            otel.status_code = tracing::field::Empty,
+            http.request.method = %method,
+            http.route = %route,
+            url.path = %req.uri().path(),
+            url.scheme = "http",
+            client.address = %client_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            user_agent.original = %user_agent.as_deref().unwrap_or_default().chars().take(256).collect::<String>(),
+            http.response.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+        );
+        let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.extract(&HeaderExtractor(req.headers()))
+        });
+        let _ = span.set_parent(parent);
+        let trace_id = trace_id(&span, req.headers());
+        span.record("trace_id", trace_id.as_str());
         req.extensions_mut().insert(RequestContext {
             client: ClientInfo::new(user_agent.as_deref(), client_ip.map(|ip| ip.to_string())),
             request_id: Some(request_id.clone()),
-            trace_id: None,
+            trace_id: Some(trace_id.clone()),
         });
-        let span = tracing::info_span!(
-            "http.request",
-            http.request.method = %req.method(),
-            url.path = %req.uri().path(),
-            http.response.status_code = tracing::field::Empty,
-            request_id = %request_id,
-        );
-        let started = std::time::Instant::now();
+
         let result = self.inner.call(req).instrument(span.clone()).await;
         let mut response = match result {
             Ok(response) => response.into_response(),
@@ -456,15 +562,29 @@ impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
         };
         let status = response.status().as_u16();
         span.record("http.response.status_code", status);
+        if status >= 500 {
+            span.record("otel.status_code", "ERROR");
+        }
+        let elapsed = started.elapsed();
+        self.metrics.http_duration.record(
+            elapsed.as_secs_f64(),
+            &[
+                KeyValue::new("http.request.method", method),
+                KeyValue::new("http.route", route),
+                KeyValue::new("http.response.status_code", i64::from(status)),
+            ],
+        );
         span.in_scope(|| {
             tracing::info!(
                 status,
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_ms = elapsed.as_millis() as u64,
                 "request finished"
             );
         });
-        if let Ok(value) = HeaderValue::from_str(&request_id) {
-            response.headers_mut().insert("x-request-id", value);
+        for (name, value) in [("x-request-id", request_id), ("x-trace-id", trace_id)] {
+            if let Ok(value) = HeaderValue::from_str(&value) {
+                response.headers_mut().insert(name, value);
+            }
         }
         Ok(response)
     }

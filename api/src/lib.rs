@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod client_ip;
+pub mod metrics;
 pub mod problem;
 pub mod routes;
 pub mod security;

@@ -172,24 +172,22 @@ impl FromStr for CidrList {
 
 fn quotas(source: &dyn Source) -> Result<Quotas, SettingsError> {
     let defaults = Quotas::default();
-    let quota = |rate: &'static str,
-                 burst: &'static str,
-                 default: Quota|
-     -> Result<Quota, SettingsError> {
-        let quota = Quota {
-            per_minute: parse(source, rate, default.per_minute)?,
-            burst: parse(source, burst, default.burst)?,
-        };
-        if quota.per_minute == 0 || quota.burst == 0 {
-            return Err(SettingsError {
+    let quota =
+        |rate: &'static str, burst: &'static str, default: Quota| -> Result<Quota, SettingsError> {
+            let quota = Quota {
+                per_minute: parse(source, rate, default.per_minute)?,
+                burst: parse(source, burst, default.burst)?,
+            };
+            if quota.per_minute == 0 || quota.burst == 0 {
+                return Err(SettingsError {
                 var: rate,
                 reason:
                     "rates and bursts must be at least 1 (use PORTCULLIS_RATE_LIMIT=off to disable)"
                         .to_owned(),
             });
-        }
-        Ok(quota)
-    };
+            }
+            Ok(quota)
+        };
     Ok(Quotas {
         sign_up: quota(
             "PORTCULLIS_RATE_LIMIT_SIGNUP_PER_MIN",

@@ -196,7 +196,12 @@ impl AuthEvent {
 /// Receives events that come with no state change. Implementations persist
 /// them without making the caller wait for storage, and must never block.
 pub trait AuditSink: Send + Sync + 'static {
+    /// Persists an event that came with no state change.
     fn record(&self, event: AuthEvent);
+
+    /// Told of every event that a repository committed with its state change
+    /// (for counters); persisting it is already done.
+    fn committed(&self, _event: &AuthEvent) {}
 }
 
 /// A filter over the audit trail.

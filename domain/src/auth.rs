@@ -286,7 +286,7 @@ impl AuthService {
             event: &event,
         };
         match self.ports.users.insert(&user, opening).await {
-            Ok(()) => {}
+            Ok(()) => self.ports.audit.committed(&event),
             Err(InsertUserError::EmailTaken) => return Err(SignUpError::EmailTaken),
             Err(InsertUserError::Store(error)) => return Err(Failure::from(error).into()),
         }
@@ -594,7 +594,10 @@ impl AuthService {
                     .await
                     .map_err(Failure::from)?
                 {
-                    RotateOutcome::Rotated => None,
+                    RotateOutcome::Rotated => {
+                        self.ports.audit.committed(&refreshed);
+                        None
+                    }
                     // Lost a race with a concurrent refresh of the same token: that
                     // rotation happened just now, so the grace interval applies.
                     RotateOutcome::AlreadyRotated => Some(now),
@@ -616,6 +619,7 @@ impl AuthService {
             if !added {
                 return Err(RefreshError::InvalidGrant);
             }
+            self.ports.audit.committed(&refreshed);
         }
         let mut session = session;
         session.last_used_at = now;
@@ -657,7 +661,10 @@ impl AuthService {
             )
             .await
         {
-            Ok(_) => {
+            Ok(changed) => {
+                if changed {
+                    self.ports.audit.committed(&event);
+                }
                 self.ports.revocations.record(Revocation {
                     session_id: session.id,
                     revoked_at: now,
@@ -757,6 +764,9 @@ impl AuthService {
                     .await?
             }
         };
+        if !revoked.is_empty() {
+            self.ports.audit.committed(&event);
+        }
         for session_id in &revoked {
             self.ports.revocations.record(Revocation {
                 session_id: *session_id,
@@ -821,6 +831,7 @@ impl AuthService {
         if !changed {
             return Err(RevokeSessionError::NotFound);
         }
+        self.ports.audit.committed(&event);
         self.ports.revocations.record(Revocation {
             session_id: session,
             revoked_at: now,
@@ -878,6 +889,7 @@ impl AuthService {
                 event: &event,
             })
             .await?;
+        self.ports.audit.committed(&event);
         self.pair_for(user, &session, refresh, now)
     }
 

@@ -15,10 +15,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use portcullis_domain::audit::{
+    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome, RequestContext,
+};
+use portcullis_domain::error::StoreError;
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::{
-    ClientInfo, RevokeReason, RotateOutcome, Session, SessionId, SessionPolicy, SessionRepository,
-    TokenHash,
+    ClientInfo, RevokeReason, RotateOutcome, Session, SessionId, SessionOpening, SessionPolicy,
+    SessionRepository, TokenHash,
 };
 use portcullis_domain::task::{Task, TaskDescription, TaskId, TaskRepository, TaskTitle};
 use portcullis_domain::user::{Email, InsertUserError, User, UserId, UserRepository};
@@ -39,6 +43,7 @@ const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// A database for one test, removed when the test ends (even by panicking).
 struct TestDb {
     db: Database,
+    url: String,
     _sqlite_dir: Option<TempDir>,
     _postgres: Option<DropPostgresDatabase>,
 }
@@ -55,6 +60,7 @@ impl TestDb {
         }
         Self {
             db,
+            url,
             _sqlite_dir: Some(dir),
             _postgres: None,
         }
@@ -86,7 +92,8 @@ impl TestDb {
             admin_url: base.clone(),
             name: name.clone(),
         };
-        let db = Database::connect(&with_database(&base, &name), &DbOptions::default())
+        let url = with_database(&base, &name);
+        let db = Database::connect(&url, &DbOptions::default())
             .await
             .expect("connect to the test database");
         if migrate {
@@ -94,6 +101,7 @@ impl TestDb {
         }
         Self {
             db,
+            url,
             _sqlite_dir: None,
             _postgres: Some(guard),
         }
@@ -209,6 +217,16 @@ contract_tests!(
     foreign_keys_are_enforced_on_every_connection,
     fifty_concurrent_writes_all_succeed,
     deleting_a_user_cascades_to_sessions_and_tasks,
+    sign_up_stores_exactly_one_signup_event,
+    taken_email_stores_no_user_session_or_event,
+    a_failed_opening_stores_nothing,
+    rotation_stores_its_event_only_when_rotated,
+    add_token_stores_its_event_only_when_it_added,
+    revoke_stores_its_event_only_when_it_changed_something,
+    revoke_all_stores_its_event_only_when_it_revoked_some,
+    events_are_filtered_and_paged_newest_first,
+    attacker_controlled_strings_are_stored_bounded_and_clean,
+    a_large_append_is_stored_whole,
 );
 
 // ---------------------------------------------------------------------------
@@ -233,10 +251,88 @@ fn user_with_email(email: &str) -> User {
     }
 }
 
+/// Where the test requests come from.
+fn request() -> RequestContext {
+    RequestContext {
+        client: ClientInfo::new(Some("contract-test/1.0"), Some("192.0.2.7".to_owned())),
+        request_id: Some("req-contract-test".to_owned()),
+        trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+    }
+}
+
+/// An event of `kind` at `at` for the test request.
+fn event(kind: AuthEventKind, at: OffsetDateTime) -> AuthEvent {
+    AuthEvent::new(kind, Outcome::Success, at, &request())
+}
+
+/// What sign-up stores in one transaction: the user, its first session, the
+/// session's first refresh token and the `signup` event.
+struct SignUp {
+    user: User,
+    session: Session,
+    first: TokenHash,
+    event: AuthEvent,
+}
+
+impl SignUp {
+    fn of(user: User) -> Self {
+        let session = session_for(user.id, user.created_at);
+        let event = event(AuthEventKind::SignUp, user.created_at)
+            .user(user.id)
+            .session(session.id);
+        Self {
+            user,
+            session,
+            first: token(),
+            event,
+        }
+    }
+
+    fn opening(&self) -> SessionOpening<'_> {
+        SessionOpening {
+            session: &self.session,
+            first_token: &self.first,
+            event: &self.event,
+        }
+    }
+
+    async fn insert(&self, db: &Database) -> Result<(), InsertUserError> {
+        db.users().insert(&self.user, self.opening()).await
+    }
+}
+
+/// A signed-up user with a unique email.
+async fn signed_up(db: &Database) -> SignUp {
+    let signup = SignUp::of(user_with_email(&format!(
+        "{}@example.com",
+        Uuid::new_v4().simple()
+    )));
+    signup.insert(db).await.expect("insert user");
+    signup
+}
+
 async fn new_user(db: &Database) -> User {
-    let user = user_with_email(&format!("{}@example.com", Uuid::new_v4().simple()));
-    db.users().insert(&user).await.expect("insert user");
-    user
+    signed_up(db).await.user
+}
+
+/// Inserts `user` as sign-up does, with a session, token and event of its own.
+async fn insert_user(db: &Database, user: User) -> Result<(), InsertUserError> {
+    SignUp::of(user).insert(db).await
+}
+
+/// Every stored event, newest first.
+async fn all_events(db: &Database) -> Vec<AuthEvent> {
+    db.events()
+        .query(&EventQuery {
+            limit: 10_000,
+            ..EventQuery::default()
+        })
+        .await
+        .expect("query events")
+}
+
+fn ids(events: &[AuthEvent]) -> Vec<Uuid> {
+    events.iter().map(|e| e.id).collect()
 }
 
 fn token() -> TokenHash {
@@ -259,11 +355,35 @@ async fn new_session(
 ) -> (Session, TokenHash) {
     let session = session_for(user, opened_at);
     let first = token();
-    db.sessions()
-        .create(&session, &first)
+    create_session(db, &session, &first)
         .await
         .expect("create session");
     (session, first)
+}
+
+/// Stores `session` with its first token and a `login_succeeded` event.
+async fn create_session(
+    db: &Database,
+    session: &Session,
+    first: &TokenHash,
+) -> Result<(), StoreError> {
+    let event = event(AuthEventKind::LoginSucceeded, session.created_at)
+        .user(session.user_id)
+        .session(session.id);
+    db.sessions()
+        .create(SessionOpening {
+            session,
+            first_token: first,
+            event: &event,
+        })
+        .await
+}
+
+/// The `token_refreshed` event of `session` at `at`.
+fn refreshed(session: &Session, at: OffsetDateTime) -> AuthEvent {
+    event(AuthEventKind::TokenRefreshed, at)
+        .user(session.user_id)
+        .session(session.id)
 }
 
 fn task_for(owner: UserId, id: TaskId, title: &str) -> Task {
@@ -302,13 +422,11 @@ async fn migrations_are_idempotent_and_safe_to_race(db: &Database) {
 // ---------------------------------------------------------------------------
 
 async fn email_is_unique_case_insensitively(db: &Database) {
-    let users = db.users();
-    users
-        .insert(&user_with_email("ada@example.com"))
+    insert_user(db, user_with_email("ada@example.com"))
         .await
         .unwrap();
 
-    let result = users.insert(&user_with_email("  ADA@Example.COM ")).await;
+    let result = insert_user(db, user_with_email("  ADA@Example.COM ")).await;
 
     assert!(
         matches!(result, Err(InsertUserError::EmailTaken)),
@@ -321,9 +439,9 @@ async fn concurrent_signups_with_one_email_yield_one_account(db: &Database) {
         let email = format!("race{round}@example.com");
         let mut attempts = JoinSet::new();
         for _ in 0..2 {
-            let users = db.users();
+            let db = db.clone();
             let user = user_with_email(&email);
-            attempts.spawn(async move { users.insert(&user).await });
+            attempts.spawn(async move { insert_user(&db, user).await });
         }
         let results = attempts.join_all().await;
 
@@ -428,7 +546,14 @@ async fn rotation_is_single_use_and_stops_at_revocation(db: &Database) {
     let second = token();
 
     let outcome = sessions
-        .rotate(session.id, &first, &second, used, idle)
+        .rotate(
+            session.id,
+            &first,
+            &second,
+            used,
+            idle,
+            &refreshed(&session, used),
+        )
         .await
         .unwrap();
     assert_eq!(outcome, RotateOutcome::Rotated);
@@ -448,7 +573,14 @@ async fn rotation_is_single_use_and_stops_at_revocation(db: &Database) {
 
     let replayed = token();
     let outcome = sessions
-        .rotate(session.id, &first, &replayed, used, idle)
+        .rotate(
+            session.id,
+            &first,
+            &replayed,
+            used,
+            idle,
+            &refreshed(&session, used),
+        )
         .await
         .unwrap();
     assert_eq!(outcome, RotateOutcome::AlreadyRotated);
@@ -462,13 +594,26 @@ async fn rotation_is_single_use_and_stops_at_revocation(db: &Database) {
 
     assert!(
         sessions
-            .revoke(user.id, session.id, used, RevokeReason::Logout)
+            .revoke(
+                user.id,
+                session.id,
+                used,
+                RevokeReason::Logout,
+                &event(AuthEventKind::SessionRevoked, used)
+            )
             .await
             .unwrap()
     );
     let late = token();
     let outcome = sessions
-        .rotate(session.id, &second, &late, used, idle)
+        .rotate(
+            session.id,
+            &second,
+            &late,
+            used,
+            idle,
+            &refreshed(&session, used),
+        )
         .await
         .unwrap();
     assert_eq!(outcome, RotateOutcome::SessionInactive);
@@ -503,6 +648,7 @@ async fn rotation_stops_at_expiry(db: &Database) {
             &token(),
             after_idle,
             after_idle + Duration::days(7),
+            &refreshed(&session, after_idle),
         )
         .await
         .unwrap();
@@ -531,7 +677,14 @@ async fn concurrent_rotations_of_one_token_have_one_winner(db: &Database) {
         let next = token();
         attempts.spawn(async move {
             let outcome = sessions
-                .rotate(session.id, &presented, &next, used, idle)
+                .rotate(
+                    session.id,
+                    &presented,
+                    &next,
+                    used,
+                    idle,
+                    &event(AuthEventKind::TokenRefreshed, used),
+                )
                 .await;
             (outcome, next)
         });
@@ -569,7 +722,7 @@ async fn add_token_only_extends_active_sessions(db: &Database) {
 
     assert!(
         sessions
-            .add_token(session.id, &extra, used, idle)
+            .add_token(session.id, &extra, used, idle, &refreshed(&session, used))
             .await
             .unwrap()
     );
@@ -585,13 +738,19 @@ async fn add_token_only_extends_active_sessions(db: &Database) {
     assert_eq!((stored.last_used_at, stored.idle_expires_at), (used, idle));
 
     sessions
-        .revoke(user.id, session.id, used, RevokeReason::Logout)
+        .revoke(
+            user.id,
+            session.id,
+            used,
+            RevokeReason::Logout,
+            &event(AuthEventKind::SessionRevoked, used),
+        )
         .await
         .unwrap();
     let refused = token();
     assert!(
         !sessions
-            .add_token(session.id, &refused, used, idle)
+            .add_token(session.id, &refused, used, idle, &refreshed(&session, used))
             .await
             .unwrap()
     );
@@ -613,7 +772,13 @@ async fn revoke_touches_only_the_owners_active_session(db: &Database) {
 
     assert!(
         !sessions
-            .revoke(intruder.id, session.id, at, RevokeReason::RevokedByUser)
+            .revoke(
+                intruder.id,
+                session.id,
+                at,
+                RevokeReason::RevokedByUser,
+                &event(AuthEventKind::SessionRevoked, at)
+            )
             .await
             .unwrap()
     );
@@ -629,14 +794,26 @@ async fn revoke_touches_only_the_owners_active_session(db: &Database) {
 
     assert!(
         sessions
-            .revoke(owner.id, session.id, at, RevokeReason::RevokedByUser)
+            .revoke(
+                owner.id,
+                session.id,
+                at,
+                RevokeReason::RevokedByUser,
+                &event(AuthEventKind::SessionRevoked, at)
+            )
             .await
             .unwrap()
     );
     let later = at + Duration::seconds(1);
     assert!(
         !sessions
-            .revoke(owner.id, session.id, later, RevokeReason::Logout)
+            .revoke(
+                owner.id,
+                session.id,
+                later,
+                RevokeReason::Logout,
+                &event(AuthEventKind::SessionRevoked, later)
+            )
             .await
             .unwrap()
     );
@@ -652,7 +829,8 @@ async fn revoke_touches_only_the_owners_active_session(db: &Database) {
 
 async fn revoke_all_spares_the_exception_and_other_users(db: &Database) {
     let sessions = db.sessions();
-    let user = new_user(db).await;
+    let signup = signed_up(db).await;
+    let user = &signup.user;
     let other = new_user(db).await;
     let opened = now();
     let (current, _) = new_session(db, user.id, opened).await;
@@ -662,17 +840,32 @@ async fn revoke_all_spares_the_exception_and_other_users(db: &Database) {
     let (others, _) = new_session(db, other.id, opened).await;
     let at = opened + Duration::seconds(1);
     sessions
-        .revoke(user.id, already.id, at, RevokeReason::Logout)
+        .revoke(
+            user.id,
+            already.id,
+            at,
+            RevokeReason::Logout,
+            &event(AuthEventKind::SessionRevoked, at),
+        )
         .await
         .unwrap();
 
     let revoked = sessions
-        .revoke_all(user.id, Some(current.id), at, RevokeReason::LogoutOthers)
+        .revoke_all(
+            user.id,
+            Some(current.id),
+            at,
+            RevokeReason::LogoutOthers,
+            &event(AuthEventKind::Logout, at),
+        )
         .await
         .unwrap();
 
     let revoked: HashSet<SessionId> = revoked.into_iter().collect();
-    assert_eq!(revoked, HashSet::from([phone.id, laptop.id]));
+    assert_eq!(
+        revoked,
+        HashSet::from([phone.id, laptop.id, signup.session.id])
+    );
     let stored = sessions.find(user.id, phone.id).await.unwrap().unwrap();
     assert_eq!(stored.revoked_reason, Some(RevokeReason::LogoutOthers));
     assert_eq!(
@@ -697,13 +890,25 @@ async fn revoke_all_spares_the_exception_and_other_users(db: &Database) {
     assert_eq!(kept.revoked_reason, Some(RevokeReason::Logout));
 
     let rest = sessions
-        .revoke_all(user.id, None, at, RevokeReason::LogoutAll)
+        .revoke_all(
+            user.id,
+            None,
+            at,
+            RevokeReason::LogoutAll,
+            &event(AuthEventKind::Logout, at),
+        )
         .await
         .unwrap();
     assert_eq!(rest, vec![current.id]);
     assert!(
         sessions
-            .revoke_all(user.id, None, at, RevokeReason::LogoutAll)
+            .revoke_all(
+                user.id,
+                None,
+                at,
+                RevokeReason::LogoutAll,
+                &event(AuthEventKind::Logout, at)
+            )
             .await
             .unwrap()
             .is_empty()
@@ -712,9 +917,11 @@ async fn revoke_all_spares_the_exception_and_other_users(db: &Database) {
 
 async fn list_active_excludes_revoked_and_expired_newest_first(db: &Database) {
     let sessions = db.sessions();
-    let user = new_user(db).await;
+    let signup = signed_up(db).await;
+    let user = &signup.user;
     let other = new_user(db).await;
-    let t0 = now();
+    // Strictly after the sign-up session, whatever the clock's resolution.
+    let t0 = now() + Duration::seconds(1);
     let (older, _) = new_session(db, user.id, t0).await;
     let (newer, _) = new_session(db, user.id, t0 + Duration::minutes(1)).await;
     let (revoked, _) = new_session(db, user.id, t0 + Duration::minutes(2)).await;
@@ -724,16 +931,19 @@ async fn list_active_excludes_revoked_and_expired_newest_first(db: &Database) {
             revoked.id,
             t0 + Duration::minutes(3),
             RevokeReason::Logout,
+            &event(AuthEventKind::SessionRevoked, t0 + Duration::minutes(3)),
         )
         .await
         .unwrap();
     let mut idle_expired = session_for(user.id, t0 - Duration::days(8));
     idle_expired.idle_expires_at = t0 - Duration::days(1);
-    sessions.create(&idle_expired, &token()).await.unwrap();
+    create_session(db, &idle_expired, &token()).await.unwrap();
     let mut absolute_expired = session_for(user.id, t0 - Duration::days(31));
     absolute_expired.idle_expires_at = t0 + Duration::days(1);
     absolute_expired.absolute_expires_at = t0 - Duration::seconds(1);
-    sessions.create(&absolute_expired, &token()).await.unwrap();
+    create_session(db, &absolute_expired, &token())
+        .await
+        .unwrap();
     new_session(db, other.id, t0).await;
 
     let active = sessions
@@ -742,8 +952,9 @@ async fn list_active_excludes_revoked_and_expired_newest_first(db: &Database) {
         .unwrap();
 
     let ids: Vec<SessionId> = active.iter().map(|s| s.id).collect();
-    assert_eq!(ids, vec![newer.id, older.id]);
+    assert_eq!(ids, vec![newer.id, older.id, signup.session.id]);
     assert_eq!(active[1], older);
+    assert_eq!(active[2], signup.session);
 }
 
 async fn revoked_since_reports_revocations_from_that_instant(db: &Database) {
@@ -756,11 +967,23 @@ async fn revoked_since_reports_revocations_from_that_instant(db: &Database) {
     let early_at = t0 + Duration::seconds(1);
     let late_at = t0 + Duration::seconds(10);
     sessions
-        .revoke(user.id, early.id, early_at, RevokeReason::Logout)
+        .revoke(
+            user.id,
+            early.id,
+            early_at,
+            RevokeReason::Logout,
+            &event(AuthEventKind::SessionRevoked, early_at),
+        )
         .await
         .unwrap();
     sessions
-        .revoke(user.id, late.id, late_at, RevokeReason::Logout)
+        .revoke(
+            user.id,
+            late.id,
+            late_at,
+            RevokeReason::Logout,
+            &event(AuthEventKind::SessionRevoked, late_at),
+        )
         .await
         .unwrap();
 
@@ -787,6 +1010,672 @@ async fn revoked_since_reports_revocations_from_that_instant(db: &Database) {
             .unwrap()
             .is_empty()
     );
+}
+
+// ---------------------------------------------------------------------------
+// Audit events
+// ---------------------------------------------------------------------------
+
+async fn sign_up_stores_exactly_one_signup_event(db: &Database) {
+    let signup = SignUp::of(user_with_email("grace@example.com"));
+
+    signup.insert(db).await.unwrap();
+
+    let events = all_events(db).await;
+    assert_eq!(events, vec![signup.event.clone()], "stored as given");
+    let stored = &events[0];
+    assert_eq!(stored.kind, AuthEventKind::SignUp);
+    assert_eq!(stored.outcome, Outcome::Success);
+    assert_eq!(stored.user_id, Some(signup.user.id));
+    assert_eq!(stored.session_id, Some(signup.session.id));
+    assert_eq!(stored.client_ip.as_deref(), Some("192.0.2.7"));
+    assert_eq!(stored.user_agent.as_deref(), Some("contract-test/1.0"));
+    assert_eq!(stored.request_id.as_deref(), Some("req-contract-test"));
+    // The rest of the opening committed with it.
+    let (record, session) = db
+        .sessions()
+        .find_by_refresh_token(&signup.first)
+        .await
+        .unwrap()
+        .expect("first token stored");
+    assert_eq!(record.session_id, signup.session.id);
+    assert_eq!(session, signup.session);
+    let by_user = db
+        .events()
+        .query(&EventQuery {
+            user_id: Some(signup.user.id),
+            kinds: vec![AuthEventKind::SignUp],
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ids(&by_user), vec![signup.event.id]);
+}
+
+async fn taken_email_stores_no_user_session_or_event(db: &Database) {
+    let first = SignUp::of(user_with_email("ada@example.com"));
+    first.insert(db).await.unwrap();
+    let second = SignUp::of(user_with_email("  ADA@Example.COM "));
+
+    let result = second.insert(db).await;
+
+    assert!(
+        matches!(result, Err(InsertUserError::EmailTaken)),
+        "{result:?}"
+    );
+    assert!(
+        db.users()
+            .find_by_id(second.user.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let owner = db
+        .users()
+        .find_by_email(&second.user.email)
+        .await
+        .unwrap()
+        .expect("the first user keeps the email");
+    assert_eq!(owner.id, first.user.id);
+    assert!(
+        db.sessions()
+            .find(second.user.id, second.session.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.sessions()
+            .find_by_refresh_token(&second.first)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.sessions()
+            .list_active(second.user.id, now())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(ids(&all_events(db).await), vec![first.event.id]);
+}
+
+async fn a_failed_opening_stores_nothing(db: &Database) {
+    // The unique token hash fails the second half of each transaction: the
+    // user (or session) written before it must go with it.
+    let first = signed_up(db).await;
+    let mut clash = SignUp::of(user_with_email("clash@example.com"));
+    clash.first = first.first.clone();
+
+    let result = clash.insert(db).await;
+
+    assert!(
+        matches!(result, Err(InsertUserError::Store(_))),
+        "{result:?}"
+    );
+    assert!(
+        db.users()
+            .find_by_id(clash.user.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let email = Email::parse("clash@example.com").unwrap();
+    assert!(db.users().find_by_email(&email).await.unwrap().is_none());
+
+    let session = session_for(first.user.id, now());
+    let result = create_session(db, &session, &first.first).await;
+    assert!(result.is_err(), "a duplicate token hash was stored");
+    assert!(
+        db.sessions()
+            .find(first.user.id, session.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(ids(&all_events(db).await), vec![first.event.id]);
+
+    // The email is free for a sign-up that works.
+    clash.first = token();
+    clash.insert(db).await.unwrap();
+    assert_eq!(all_events(db).await.len(), 2);
+}
+
+async fn rotation_stores_its_event_only_when_rotated(db: &Database) {
+    let sessions = db.sessions();
+    let signup = signed_up(db).await;
+    let session = &signup.session;
+    let used = session.created_at + Duration::minutes(1);
+    let idle = used + Duration::days(7);
+    let second = token();
+
+    let rotated = refreshed(session, used);
+    let outcome = sessions
+        .rotate(session.id, &signup.first, &second, used, idle, &rotated)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::Rotated);
+
+    let lost = refreshed(session, used);
+    let outcome = sessions
+        .rotate(session.id, &signup.first, &token(), used, idle, &lost)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::AlreadyRotated);
+
+    let logout = event(AuthEventKind::Logout, used)
+        .user(signup.user.id)
+        .session(session.id);
+    assert!(
+        sessions
+            .revoke(
+                signup.user.id,
+                session.id,
+                used,
+                RevokeReason::Logout,
+                &logout
+            )
+            .await
+            .unwrap()
+    );
+    let inactive = refreshed(session, used);
+    let outcome = sessions
+        .rotate(session.id, &second, &token(), used, idle, &inactive)
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::SessionInactive);
+
+    let refreshes = db
+        .events()
+        .query(&EventQuery {
+            kinds: vec![AuthEventKind::TokenRefreshed],
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(refreshes, vec![rotated.clone()]);
+    assert_eq!(
+        ids(&all_events(db).await),
+        vec![logout.id, rotated.id, signup.event.id]
+    );
+}
+
+async fn add_token_stores_its_event_only_when_it_added(db: &Database) {
+    let sessions = db.sessions();
+    let signup = signed_up(db).await;
+    let session = &signup.session;
+    let used = session.created_at + Duration::seconds(3);
+    let idle = used + Duration::days(7);
+
+    let added = refreshed(session, used);
+    assert!(
+        sessions
+            .add_token(session.id, &token(), used, idle, &added)
+            .await
+            .unwrap()
+    );
+    let expired_at = session.absolute_expires_at + Duration::seconds(1);
+    let refused = refreshed(session, expired_at);
+    assert!(
+        !sessions
+            .add_token(
+                session.id,
+                &token(),
+                expired_at,
+                expired_at + Duration::days(7),
+                &refused
+            )
+            .await
+            .unwrap()
+    );
+
+    assert_eq!(ids(&all_events(db).await), vec![added.id, signup.event.id]);
+}
+
+async fn revoke_stores_its_event_only_when_it_changed_something(db: &Database) {
+    let sessions = db.sessions();
+    let owner = signed_up(db).await;
+    let intruder = new_user(db).await;
+    let session = &owner.session;
+    let at = now() + Duration::seconds(1);
+    let revoked = |user: UserId| {
+        event(AuthEventKind::SessionRevoked, at)
+            .user(user)
+            .session(session.id)
+    };
+
+    let by_intruder = revoked(intruder.id);
+    assert!(
+        !sessions
+            .revoke(
+                intruder.id,
+                session.id,
+                at,
+                RevokeReason::RevokedByUser,
+                &by_intruder
+            )
+            .await
+            .unwrap()
+    );
+    let unknown = revoked(owner.user.id);
+    assert!(
+        !sessions
+            .revoke(
+                owner.user.id,
+                SessionId::new(),
+                at,
+                RevokeReason::RevokedByUser,
+                &unknown
+            )
+            .await
+            .unwrap()
+    );
+    let by_owner = revoked(owner.user.id);
+    assert!(
+        sessions
+            .revoke(
+                owner.user.id,
+                session.id,
+                at,
+                RevokeReason::RevokedByUser,
+                &by_owner
+            )
+            .await
+            .unwrap()
+    );
+    let again = revoked(owner.user.id);
+    assert!(
+        !sessions
+            .revoke(
+                owner.user.id,
+                session.id,
+                at,
+                RevokeReason::RevokedByUser,
+                &again
+            )
+            .await
+            .unwrap()
+    );
+
+    let stored = db
+        .events()
+        .query(&EventQuery {
+            kinds: vec![AuthEventKind::SessionRevoked],
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored, vec![by_owner]);
+}
+
+async fn revoke_all_stores_its_event_only_when_it_revoked_some(db: &Database) {
+    let sessions = db.sessions();
+    let signup = signed_up(db).await;
+    let user = signup.user.id;
+    let current = signup.session.id;
+    let (other, _) = new_session(db, user, now()).await;
+    let at = now() + Duration::seconds(1);
+    let logout = || event(AuthEventKind::Logout, at).user(user).session(current);
+
+    let others = logout();
+    let revoked = sessions
+        .revoke_all(user, Some(current), at, RevokeReason::LogoutOthers, &others)
+        .await
+        .unwrap();
+    assert_eq!(revoked, vec![other.id]);
+
+    let nothing_left = logout();
+    let revoked = sessions
+        .revoke_all(
+            user,
+            Some(current),
+            at,
+            RevokeReason::LogoutOthers,
+            &nothing_left,
+        )
+        .await
+        .unwrap();
+    assert!(revoked.is_empty());
+
+    let everywhere = logout();
+    let revoked = sessions
+        .revoke_all(user, None, at, RevokeReason::LogoutAll, &everywhere)
+        .await
+        .unwrap();
+    assert_eq!(revoked, vec![current]);
+
+    let again = logout();
+    let stranger = new_user(db).await;
+    let for_stranger = event(AuthEventKind::Logout, at).user(stranger.id);
+    assert!(
+        sessions
+            .revoke_all(user, None, at, RevokeReason::LogoutAll, &again)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // The stranger's own sign-up session is revoked: its event is stored.
+    assert_eq!(
+        sessions
+            .revoke_all(
+                stranger.id,
+                None,
+                at,
+                RevokeReason::LogoutAll,
+                &for_stranger
+            )
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        sessions
+            .revoke_all(UserId::new(), None, at, RevokeReason::LogoutAll, &logout())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let stored = db
+        .events()
+        .query(&EventQuery {
+            kinds: vec![AuthEventKind::Logout],
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&stored),
+        vec![for_stranger.id, everywhere.id, others.id]
+    );
+}
+
+/// Eight events a second apart from `t0`, oldest first, of two users and
+/// three client addresses.
+fn trail(t0: OffsetDateTime, alice: UserId, bob: UserId) -> Vec<AuthEvent> {
+    let at = |n: i64| t0 + Duration::seconds(n);
+    let from = |ip: &str, kind, outcome, n| {
+        let ctx = RequestContext {
+            client: ClientInfo::new(Some("trail/1.0"), Some(ip.to_owned())),
+            request_id: Some(format!("req-{n}")),
+            trace_id: None,
+        };
+        AuthEvent::new(kind, outcome, at(n), &ctx)
+    };
+    use AuthEventKind as K;
+    use Outcome::{Failure, Success};
+    vec![
+        from("198.51.100.1", K::SignUp, Success, 0).user(alice),
+        from("198.51.100.2", K::LoginFailed, Failure, 1).detail("unknown_user"),
+        from("198.51.100.1", K::LoginSucceeded, Success, 2).user(alice),
+        from("198.51.100.2", K::LoginFailed, Failure, 3)
+            .user(bob)
+            .detail("wrong_password"),
+        from("198.51.100.3", K::TokenRefreshed, Success, 4).user(alice),
+        from("198.51.100.1", K::Logout, Success, 5)
+            .user(alice)
+            .detail("scope=this"),
+        from("198.51.100.2", K::RateLimitHit, Failure, 6).detail("bucket=login"),
+        from("198.51.100.3", K::LoginSucceeded, Success, 7).user(bob),
+    ]
+}
+
+async fn events_are_filtered_and_paged_newest_first(db: &Database) {
+    let events = db.events();
+    let (alice, bob) = (UserId::new(), UserId::new());
+    let t0 = now() - Duration::hours(1);
+    let trail = trail(t0, alice, bob);
+    events.append(&[]).await.unwrap();
+    events.append(&trail[..3]).await.unwrap();
+    events.append(&trail[3..]).await.unwrap();
+    // The trail's ids, newest first, of the events at these positions.
+    let pick = |positions: &[usize]| -> Vec<Uuid> {
+        let mut picked: Vec<Uuid> = positions.iter().map(|&n| trail[n].id).collect();
+        picked.sort_unstable_by(|a, b| b.cmp(a));
+        picked
+    };
+    let query = |query: EventQuery| {
+        let events = events.clone();
+        async move { ids(&events.query(&query).await.unwrap()) }
+    };
+    let base = EventQuery {
+        limit: 100,
+        ..EventQuery::default()
+    };
+
+    let mut newest_first = trail.clone();
+    newest_first.reverse();
+    assert_eq!(events.query(&base).await.unwrap(), newest_first);
+
+    let by_alice = EventQuery {
+        user_id: Some(alice),
+        ..base.clone()
+    };
+    assert_eq!(query(by_alice.clone()).await, pick(&[0, 2, 4, 5]));
+    assert_eq!(
+        query(EventQuery {
+            kinds: vec![AuthEventKind::LoginFailed, AuthEventKind::RateLimitHit],
+            ..base.clone()
+        })
+        .await,
+        pick(&[1, 3, 6])
+    );
+    assert_eq!(
+        query(EventQuery {
+            client_ip: Some("198.51.100.3".to_owned()),
+            ..base.clone()
+        })
+        .await,
+        pick(&[4, 7])
+    );
+    // `since` is inclusive, `until` exclusive.
+    assert_eq!(
+        query(EventQuery {
+            since: Some(t0 + Duration::seconds(2)),
+            until: Some(t0 + Duration::seconds(5)),
+            ..base.clone()
+        })
+        .await,
+        pick(&[2, 3, 4])
+    );
+    assert!(
+        query(EventQuery {
+            since: Some(t0 + Duration::seconds(8)),
+            ..base.clone()
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        query(EventQuery {
+            user_id: Some(alice),
+            kinds: vec![AuthEventKind::LoginSucceeded, AuthEventKind::Logout],
+            client_ip: Some("198.51.100.1".to_owned()),
+            ..base.clone()
+        })
+        .await,
+        pick(&[2, 5])
+    );
+    assert_eq!(
+        query(EventQuery {
+            limit: 3,
+            ..base.clone()
+        })
+        .await,
+        pick(&[5, 6, 7])
+    );
+    assert_eq!(
+        query(EventQuery {
+            before: Some(trail[4].id),
+            ..base.clone()
+        })
+        .await,
+        pick(&[0, 1, 2, 3])
+    );
+    assert!(
+        query(EventQuery {
+            user_id: Some(UserId::new()),
+            ..base.clone()
+        })
+        .await
+        .is_empty()
+    );
+
+    // Paging through alice's events two at a time with the cursor.
+    let mut pages = Vec::new();
+    let mut before = None;
+    for _ in 0..10 {
+        let page = query(EventQuery {
+            before,
+            limit: 2,
+            ..by_alice.clone()
+        })
+        .await;
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        before = Some(last);
+        pages.push(page);
+    }
+    assert_eq!(pages, vec![pick(&[4, 5]), pick(&[0, 2])]);
+}
+
+async fn attacker_controlled_strings_are_stored_bounded_and_clean(db: &Database) {
+    // 10 KB of user agent with CR/LF, NUL, ESC, DEL, tabs and multi-byte
+    // characters, and control characters in every other free-text field.
+    let mut hostile = String::from("Mozilla/5.0\r\nX-Forwarded-For: 10.0.0.1\u{0}\u{1b}[2J\t");
+    while hostile.len() < 10 * 1024 {
+        hostile.push_str("é😀\u{7f}\u{85}ab\n");
+    }
+    let mut raw = event(AuthEventKind::LoginFailed, now());
+    raw.user_agent = Some(hostile.clone());
+    raw.client_ip = Some(format!("203.0.113.9\r\n{}", "9".repeat(200)));
+    raw.request_id = Some(format!("req\u{0}\n{}", "r".repeat(500)));
+    raw.trace_id = Some(format!("\u{1b}{}", "f".repeat(100)));
+    raw.detail = Some(format!("detail\r\n{}", "d".repeat(5_000)));
+    // The same through the edge's own bounding.
+    let edge = AuthEvent::new(
+        AuthEventKind::AccessTokenRejected,
+        Outcome::Failure,
+        now(),
+        &RequestContext {
+            client: ClientInfo::new(Some(&hostile), Some("203.0.113.10".to_owned())),
+            request_id: None,
+            trace_id: None,
+        },
+    )
+    .detail(&hostile);
+
+    db.events()
+        .append(&[raw.clone(), edge.clone()])
+        .await
+        .expect("hostile strings are stored, not refused");
+
+    let clean = |s: &str, max: usize| -> String {
+        s.chars().filter(|c| !c.is_control()).take(max).collect()
+    };
+    let stored = all_events(db).await;
+    assert_eq!(ids(&stored), vec![edge.id, raw.id]);
+    for event in &stored {
+        let texts = [
+            &event.user_agent,
+            &event.client_ip,
+            &event.request_id,
+            &event.trace_id,
+            &event.detail,
+        ];
+        for text in texts.into_iter().flatten() {
+            assert!(
+                !text.chars().any(char::is_control),
+                "control character stored in {text:?}"
+            );
+            assert!(
+                text.len() <= 1024,
+                "unbounded text stored: {} bytes",
+                text.len()
+            );
+        }
+        let user_agent = event.user_agent.as_deref().unwrap();
+        assert_eq!(user_agent, clean(&hostile, ClientInfo::MAX_USER_AGENT));
+        let detail = event.detail.as_deref().unwrap();
+        assert!(detail.chars().count() <= AuthEvent::MAX_DETAIL);
+    }
+    let raw_back = &stored[1];
+    assert!(
+        raw_back
+            .client_ip
+            .as_deref()
+            .unwrap()
+            .starts_with("203.0.113.9")
+    );
+    assert!(raw_back.client_ip.as_deref().unwrap().chars().count() <= 64);
+    assert!(raw_back.request_id.as_deref().unwrap().chars().count() <= 64);
+    assert!(raw_back.trace_id.as_deref().unwrap().chars().count() <= 32);
+    assert_eq!(
+        raw_back.detail.as_deref(),
+        Some(clean(raw.detail.as_deref().unwrap(), AuthEvent::MAX_DETAIL).as_str())
+    );
+    assert_eq!(stored[0].detail, edge.detail);
+}
+
+async fn a_large_append_is_stored_whole(db: &Database) {
+    // More rows than one statement may carry parameters for (SQLite allows
+    // 32766, PostgreSQL 65535; an event has 11 columns).
+    let t0 = now() - Duration::hours(1);
+    let batch: Vec<AuthEvent> = (0..7_000)
+        .map(|n| event(AuthEventKind::RateLimitHit, t0 + Duration::milliseconds(n)))
+        .collect();
+
+    db.events().append(&batch).await.unwrap();
+
+    let stored = all_events(db).await;
+    assert_eq!(stored.len(), batch.len());
+    assert_eq!(stored.first().map(|e| e.id), batch.last().map(|e| e.id));
+}
+
+/// Appends events, closes every connection, connects again (running the
+/// migrations again, as a restart does) and finds them.
+async fn events_survive_reopening(test_db: TestDb) {
+    let TestDb {
+        db,
+        url,
+        _sqlite_dir,
+        _postgres,
+    } = test_db;
+    let signup = signed_up(&db).await;
+    let failed = event(AuthEventKind::LoginFailed, now()).detail("unknown_user");
+    db.events()
+        .append(std::slice::from_ref(&failed))
+        .await
+        .unwrap();
+    let before = all_events(&db).await;
+    assert_eq!(ids(&before), vec![failed.id, signup.event.id]);
+    db.connection().clone().close().await.unwrap();
+    drop(db);
+
+    let reopened = Database::connect(&url, &DbOptions::default())
+        .await
+        .expect("reconnect");
+    reopened.migrate().await.expect("migrate again");
+
+    assert_eq!(all_events(&reopened).await, before);
+}
+
+#[tokio::test]
+async fn events_survive_reopening_sqlite() {
+    events_survive_reopening(TestDb::sqlite(true).await).await;
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run with --include-ignored (CI does)"]
+async fn events_survive_reopening_postgres() {
+    events_survive_reopening(TestDb::postgres(true).await).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -934,19 +1823,18 @@ async fn fifty_concurrent_writes_all_succeed(db: &Database) {
     let mut writes = JoinSet::new();
     for n in 0..50 {
         let db = db.clone();
+        let session = session.clone();
         writes.spawn(async move {
             match n % 4 {
                 0 => {
                     let email = format!("writer{n}@example.com");
-                    db.users()
-                        .insert(&user_with_email(&email))
+                    insert_user(&db, user_with_email(&email))
                         .await
                         .map_err(|e| format!("{e:?}"))
                 }
                 1 => {
                     let s = session_for(user.id, now());
-                    db.sessions()
-                        .create(&s, &token())
+                    create_session(&db, &s, &token())
                         .await
                         .map_err(|e| format!("{e:?}"))
                 }
@@ -955,7 +1843,7 @@ async fn fifty_concurrent_writes_all_succeed(db: &Database) {
                     let idle = at + Duration::days(7);
                     match db
                         .sessions()
-                        .add_token(session.id, &token(), at, idle)
+                        .add_token(session.id, &token(), at, idle, &refreshed(&session, at))
                         .await
                     {
                         Ok(true) => Ok(()),
@@ -978,6 +1866,9 @@ async fn fifty_concurrent_writes_all_succeed(db: &Database) {
         .collect();
     assert!(failures.is_empty(), "failed writes: {failures:?}");
     assert_eq!(db.tasks().list(user.id, None, 100).await.unwrap().len(), 12);
+    // Each state change stored exactly its own event: the first sign-up and
+    // session, then 13 sign-ups, 13 sessions and 12 extra tokens.
+    assert_eq!(all_events(db).await.len(), 2 + 13 + 13 + 12);
 }
 
 async fn deleting_a_user_cascades_to_sessions_and_tasks(db: &Database) {
@@ -1007,6 +1898,21 @@ async fn deleting_a_user_cascades_to_sessions_and_tasks(db: &Database) {
             .is_none()
     );
     assert!(db.tasks().get(user.id, task.id).await.unwrap().is_none());
+    // The audit trail outlives the rows it talks about.
+    let trail = db
+        .events()
+        .query(&EventQuery {
+            user_id: Some(user.id),
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    let kinds: Vec<AuthEventKind> = trail.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![AuthEventKind::LoginSucceeded, AuthEventKind::SignUp]
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -256,11 +256,22 @@ impl AuthApi {
     ) -> Result<TokenResponse, LogInErrors> {
         let email = body.email()?;
         let password = Password::new(body.0.password.0);
-        match state
+        let started = std::time::Instant::now();
+        let result = state
             .auth
             .log_in(email, password, &request_context(req))
-            .await
-        {
+            .await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(LogInError::InvalidCredentials) => "invalid_credentials",
+            Err(LogInError::RateLimited { .. }) => "rate_limited",
+            Err(LogInError::Failure(_)) => "error",
+        };
+        state.metrics.login_duration.record(
+            started.elapsed().as_secs_f64(),
+            &[opentelemetry::KeyValue::new("outcome", outcome)],
+        );
+        match result {
             Ok(pair) => Ok(TokenResponse::Ok(
                 Json(TokenPairBody::from(&pair)),
                 NO_STORE.to_owned(),
@@ -290,11 +301,23 @@ impl AuthApi {
         req: &Request,
         body: Json<RefreshRequest>,
     ) -> Result<TokenResponse, RefreshErrors> {
-        match state
+        let started = std::time::Instant::now();
+        let result = state
             .auth
             .refresh(&body.refresh_token, &request_context(req))
-            .await
-        {
+            .await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(RefreshError::InvalidGrant) => "invalid_grant",
+            Err(RefreshError::Reused { .. }) => "reuse_detected",
+            Err(RefreshError::RateLimited { .. }) => "rate_limited",
+            Err(RefreshError::Failure(_)) => "error",
+        };
+        state.metrics.refresh_duration.record(
+            started.elapsed().as_secs_f64(),
+            &[opentelemetry::KeyValue::new("outcome", outcome)],
+        );
+        match result {
             Ok(pair) => Ok(TokenResponse::Ok(
                 Json(TokenPairBody::from(&pair)),
                 NO_STORE.to_owned(),

@@ -69,7 +69,7 @@ impl From<&User> for UserBody {
     }
 }
 
-/// An access token and a refresh token.
+/// An access token, a refresh token, and `user`, the account they belong to.
 #[derive(Debug, Clone, Object)]
 #[oai(example)]
 pub struct TokenPairBody {
@@ -83,7 +83,8 @@ pub struct TokenPairBody {
     pub refresh_token: String,
     /// Seconds until the refresh token expires if it is not used.
     pub refresh_expires_in: i64,
-    /// The account the tokens belong to.
+    // No doc comment: a described `$ref` becomes an `allOf` wrapper, which
+    // SDK generators turn into a needless copy of `UserBody`.
     pub user: UserBody,
 }
 
@@ -179,5 +180,58 @@ impl poem_openapi::types::Example for UserBody {
 impl poem_openapi::types::Example for TokenPairBody {
     fn example() -> Self {
         Self::example_value()
+    }
+}
+
+/// The route templates of the document (`/api/v1/tasks/{id}`), to name
+/// spans and label metrics without one series per id.
+pub struct RouteTemplates {
+    templates: Vec<(String, Vec<Option<String>>)>,
+}
+
+impl RouteTemplates {
+    /// Reads the paths of an OpenAPI document.
+    pub fn from_spec(spec: &str) -> Self {
+        let paths: Vec<String> = serde_json::from_str::<serde_json::Value>(spec)
+            .ok()
+            .and_then(|doc| {
+                doc.get("paths")
+                    .and_then(|p| p.as_object())
+                    .map(|p| p.keys().cloned().collect())
+            })
+            .unwrap_or_default();
+        let templates = paths
+            .into_iter()
+            .map(|path| {
+                let segments = path
+                    .split('/')
+                    .map(|seg| {
+                        (!(seg.starts_with('{') && seg.ends_with('}'))).then(|| seg.to_owned())
+                    })
+                    .collect();
+                (path, segments)
+            })
+            .collect();
+        Self { templates }
+    }
+
+    /// The template matching `path`; a fixed label for anything else.
+    pub fn route(&self, path: &str) -> String {
+        let segments: Vec<&str> = path.split('/').collect();
+        for (template, pattern) in &self.templates {
+            if pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(want, got)| want.as_deref().is_none_or(|w| w == *got))
+            {
+                return template.clone();
+            }
+        }
+        match path {
+            "/openapi.json" | "/openapi.yaml" => path.to_owned(),
+            p if p == "/docs" || p.starts_with("/docs/") => "/docs".to_owned(),
+            _ => "unmatched".to_owned(),
+        }
     }
 }

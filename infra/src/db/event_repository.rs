@@ -52,17 +52,20 @@ fn row(event: &AuthEvent) -> auth_event::ActiveModel {
     }
 }
 
+/// Most rows per `INSERT`: at 11 parameters a row this stays far below the
+/// bound on parameters per statement (SQLite 32766, PostgreSQL 65535).
+const ROWS_PER_INSERT: usize = 500;
+
 /// Stores `events` on `conn` (a transaction of the caller's).
 pub(crate) async fn insert_events<C: ConnectionTrait>(
     conn: &C,
     events: &[AuthEvent],
 ) -> Result<(), DbErr> {
-    if events.is_empty() {
-        return Ok(());
+    for chunk in events.chunks(ROWS_PER_INSERT) {
+        auth_event::Entity::insert_many(chunk.iter().map(row))
+            .exec_without_returning(conn)
+            .await?;
     }
-    auth_event::Entity::insert_many(events.iter().map(row))
-        .exec_without_returning(conn)
-        .await?;
     Ok(())
 }
 
@@ -121,7 +124,7 @@ impl AuthEventRepository for SeaOrmAuthEventRepository {
         select
             .order_by_desc(auth_event::Column::Id)
             .limit(query.limit)
-            .all(self.db.connection())
+            .all(self.db.bounded())
             .await
             .map_err(store_error)?
             .into_iter()

@@ -6,6 +6,7 @@
 //! `StoreError` only.
 
 mod convert;
+mod deadline;
 mod entity;
 mod error;
 mod event_repository;
@@ -32,6 +33,7 @@ pub use session_repository::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
 pub use user_repository::SeaOrmUserRepository;
 
+use self::deadline::Bounded;
 use self::error::store_error;
 use self::write::WriteGate;
 
@@ -43,6 +45,10 @@ const MIGRATION_LOCK_KEY: i64 = 0x706f_7274_6375_6c6c;
 /// (in-process writers queue on the write gate instead).
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Added to the acquire and statement timeouts for the client-side deadline,
+/// so that the server's `statement_timeout` fires first when it can.
+const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
+
 /// Pool and timeout settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbOptions {
@@ -50,7 +56,10 @@ pub struct DbOptions {
     pub max_connections: u32,
     /// How long a query waits for a pooled connection (and for connecting).
     pub acquire_timeout: Duration,
-    /// Longest a single statement may run (PostgreSQL only).
+    /// Longest a single statement may run (PostgreSQL only). The server
+    /// enforces it; the client also gives up on a statement that has not
+    /// answered after `acquire_timeout + statement_timeout` plus a second,
+    /// for when the server never received it (see `deadline.rs`).
     pub statement_timeout: Duration,
 }
 
@@ -70,6 +79,8 @@ impl Default for DbOptions {
 #[derive(Clone)]
 pub struct Database {
     conn: DatabaseConnection,
+    /// The same pool with a client-side deadline on each statement.
+    bounded: Bounded<DatabaseConnection>,
     write_gate: WriteGate,
 }
 
@@ -113,6 +124,7 @@ impl Database {
             // logging would print each one again at info level.
             .sqlx_logging(false);
 
+        let mut deadline = None;
         let write_gate = if url.starts_with("sqlite:") {
             if is_sqlite_memory(url) {
                 // sqlx lets the pool's connections share one in-memory
@@ -142,6 +154,7 @@ impl Database {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // Sent as a startup parameter, so it holds on every connection.
             connect.statement_timeout(options.statement_timeout);
+            deadline = Some(options.acquire_timeout + options.statement_timeout + DEADLINE_MARGIN);
             None
         } else {
             bail!("unsupported database URL scheme (expected sqlite: or postgres://)");
@@ -150,7 +163,12 @@ impl Database {
         let conn = sea_orm::Database::connect(connect)
             .await
             .context("cannot connect to the database")?;
-        Ok(Database { conn, write_gate })
+        let bounded = Bounded::new(conn.clone(), deadline);
+        Ok(Database {
+            conn,
+            bounded,
+            write_gate,
+        })
     }
 
     /// Applies pending migrations.
@@ -196,7 +214,7 @@ impl Database {
     /// `StoreError::Unavailable` when it does not.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let backend = self.conn.get_database_backend();
-        self.conn
+        self.bounded
             .query_one_raw(Statement::from_string(backend, "SELECT 1"))
             .await
             .map(drop)
@@ -223,9 +241,17 @@ impl Database {
         SeaOrmTaskRepository::new(self.clone())
     }
 
-    /// The underlying sea-orm connection pool.
+    /// The underlying sea-orm connection pool, without the client-side
+    /// statement deadline: repositories use [`Database::bounded`].
     pub fn connection(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// The pool with a client-side deadline on each statement (PostgreSQL),
+    /// so a database that stops answering yields `StoreError::Unavailable`
+    /// instead of a request that never ends. Every repository query uses it.
+    pub(crate) fn bounded(&self) -> &Bounded<DatabaseConnection> {
+        &self.bounded
     }
 
     /// Whether this is SQLite (otherwise PostgreSQL).

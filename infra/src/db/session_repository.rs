@@ -39,6 +39,22 @@ impl SeaOrmSessionRepository {
     pub(crate) fn new(db: Database) -> Self {
         Self { db }
     }
+
+    /// Sessions neither revoked nor expired at `now` (for the gauge).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        use sea_orm::PaginatorTrait;
+        let now = to_millis(now);
+        session::Entity::find()
+            .filter(session::Column::RevokedAt.is_null())
+            .filter(session::Column::IdleExpiresAt.gt(now))
+            .filter(session::Column::AbsoluteExpiresAt.gt(now))
+            .count(self.db.bounded())
+            .await
+            .map_err(store_error)
+    }
 }
 
 #[async_trait]
@@ -59,7 +75,7 @@ impl SessionRepository for SeaOrmSessionRepository {
     ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
         let found = refresh_token::Entity::find_by_id(token.as_bytes().to_vec())
             .find_also_related(session::Entity)
-            .one(self.db.connection())
+            .one(self.db.bounded())
             .await
             .map_err(store_error)?;
         let Some((record, session)) = found else {
@@ -136,7 +152,7 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError> {
         session::Entity::find_by_id(session.as_uuid())
             .filter(session::Column::UserId.eq(user.as_uuid()))
-            .one(self.db.connection())
+            .one(self.db.bounded())
             .await
             .map_err(store_error)?
             .map(to_domain)
@@ -225,7 +241,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             .filter(session::Column::AbsoluteExpiresAt.gt(now))
             .order_by_desc(session::Column::CreatedAt)
             .order_by_desc(session::Column::Id)
-            .all(self.db.connection())
+            .all(self.db.bounded())
             .await
             .map_err(store_error)?
             .into_iter()
@@ -241,7 +257,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             .filter(session::Column::RevokedAt.gte(to_millis(since)))
             .order_by_asc(session::Column::RevokedAt)
             .into_tuple()
-            .all(self.db.connection())
+            .all(self.db.bounded())
             .await
             .map_err(store_error)?;
         rows.into_iter()

@@ -39,7 +39,7 @@ impl TaskRepository for SeaOrmTaskRepository {
         };
         let _gate = self.db.write_gate().await;
         task::Entity::insert(row)
-            .exec_without_returning(self.db.connection())
+            .exec_without_returning(self.db.bounded())
             .await
             .map_err(store_error)?;
         Ok(())
@@ -60,7 +60,7 @@ impl TaskRepository for SeaOrmTaskRepository {
         query
             .order_by_desc(task::Column::Id)
             .limit(limit)
-            .all(self.db.connection())
+            .all(self.db.bounded())
             .await
             .map_err(store_error)?
             .into_iter()
@@ -71,7 +71,7 @@ impl TaskRepository for SeaOrmTaskRepository {
     async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
         task::Entity::find_by_id(id.as_uuid())
             .filter(task::Column::UserId.eq(owner.as_uuid()))
-            .one(self.db.connection())
+            .one(self.db.bounded())
             .await
             .map_err(store_error)?
             .map(to_domain)
@@ -93,7 +93,7 @@ impl TaskRepository for SeaOrmTaskRepository {
             )
             .filter(task::Column::Id.eq(task.id.as_uuid()))
             .filter(task::Column::UserId.eq(owner.as_uuid()))
-            .exec(self.db.connection())
+            .exec(self.db.bounded())
             .await
             .map_err(store_error)?;
         Ok(result.rows_affected > 0)
@@ -104,7 +104,7 @@ impl TaskRepository for SeaOrmTaskRepository {
         let result = task::Entity::delete_many()
             .filter(task::Column::Id.eq(id.as_uuid()))
             .filter(task::Column::UserId.eq(owner.as_uuid()))
-            .exec(self.db.connection())
+            .exec(self.db.bounded())
             .await
             .map_err(store_error)?;
         Ok(result.rows_affected > 0)

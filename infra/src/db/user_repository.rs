@@ -68,7 +68,7 @@ impl UserRepository for SeaOrmUserRepository {
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         user::Entity::find()
             .filter(user::Column::Email.eq(email.as_str()))
-            .one(self.db.connection())
+            .one(self.db.bounded())
             .await
             .map_err(store_error)?
             .map(to_domain)
@@ -77,7 +77,7 @@ impl UserRepository for SeaOrmUserRepository {
 
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         user::Entity::find_by_id(id.as_uuid())
-            .one(self.db.connection())
+            .one(self.db.bounded())
             .await
             .map_err(store_error)?
             .map(to_domain)
@@ -95,7 +95,7 @@ impl UserRepository for SeaOrmUserRepository {
             .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
             .col_expr(user::Column::UpdatedAt, Expr::value(to_millis(now)))
             .filter(user::Column::Id.eq(id.as_uuid()))
-            .exec(self.db.connection())
+            .exec(self.db.bounded())
             .await
             .map_err(store_error)?;
         Ok(())

@@ -15,6 +15,7 @@ use sea_orm::{
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use super::Database;
+use super::deadline::{Bounded, within};
 use super::error::store_error;
 
 /// Held by whoever writes to a SQLite database; absent on PostgreSQL.
@@ -27,9 +28,10 @@ pub(crate) enum Decision<T> {
     Rollback(T),
 }
 
-/// An open transaction, holding the write gate until it ends.
+/// An open transaction, holding the write gate until it ends. Its statements
+/// have the client-side deadline of the pool (PostgreSQL).
 pub(crate) struct WriteTx {
-    txn: DatabaseTransaction,
+    txn: Bounded<DatabaseTransaction>,
     _gate: Option<OwnedMutexGuard<()>>,
 }
 
@@ -52,18 +54,20 @@ impl Database {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let txn = self
-            .conn
-            .begin_with_options(options)
+        let limit = self.bounded().limit();
+        let txn = within(limit, self.conn.begin_with_options(options))
             .await
             .map_err(store_error)?;
-        Ok(WriteTx { txn, _gate: gate })
+        Ok(WriteTx {
+            txn: Bounded::new(txn, limit),
+            _gate: gate,
+        })
     }
 }
 
 impl WriteTx {
     /// The transaction to run statements on.
-    pub(crate) fn txn(&self) -> &DatabaseTransaction {
+    pub(crate) fn txn(&self) -> &Bounded<DatabaseTransaction> {
         &self.txn
     }
 
@@ -74,17 +78,19 @@ impl WriteTx {
     /// SQLite's write lock.
     pub(crate) async fn settle<T>(self, body: Result<Decision<T>, DbErr>) -> Result<T, StoreError> {
         let WriteTx { txn, _gate } = self;
+        let limit = txn.limit();
+        let txn = txn.into_inner();
         match body {
             Ok(Decision::Commit(value)) => {
-                txn.commit().await.map_err(store_error)?;
+                within(limit, txn.commit()).await.map_err(store_error)?;
                 Ok(value)
             }
             Ok(Decision::Rollback(value)) => {
-                txn.rollback().await.map_err(store_error)?;
+                within(limit, txn.rollback()).await.map_err(store_error)?;
                 Ok(value)
             }
             Err(error) => {
-                if let Err(rollback) = txn.rollback().await {
+                if let Err(rollback) = within(limit, txn.rollback()).await {
                     tracing::warn!(error = %rollback, "rollback after a failed statement failed");
                 }
                 Err(store_error(error))

@@ -1,0 +1,742 @@
+//! Abuse limits and the background audit writer: the in-process stores, the
+//! Redis stores shared by instances, the fallback from Redis to the process,
+//! and the bounded audit queue.
+//!
+//! Redis is found through `PORTCULLIS_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`). The tests that need it are `#[ignore]`d so
+//! `cargo test` works on a machine without Redis; `cargo test --
+//! --include-ignored` runs them, and an unreachable server then fails them.
+//! Each Redis test works under a key prefix of its own, so tests never share
+//! a budget or a counter, and every key they leave behind expires.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use portcullis_domain::Unexpected;
+use portcullis_domain::audit::{
+    AuditSink, AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome, RequestContext,
+};
+use portcullis_domain::error::StoreError;
+use portcullis_domain::limits::{
+    Bucket, Decision, FailureCounter, FailureState, LockoutPolicy, RateLimiter,
+};
+use portcullis_infra::audit::BackgroundAudit;
+use portcullis_infra::db::{Database, DbOptions};
+use portcullis_infra::limits::{
+    FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter, Quota, Quotas,
+    RedisFailureCounter, RedisRateLimiter, connect_redis,
+};
+use time::{Duration, OffsetDateTime};
+use tokio::sync::{Notify, Semaphore};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// Nothing listens there: connections are refused at once.
+const UNREACHABLE_REDIS_URL: &str = "redis://127.0.0.1:1";
+
+// ---------------------------------------------------------------------------
+// Fixtures
+// ---------------------------------------------------------------------------
+
+/// Sign-up allows a burst of `burst` and then one request a minute, so
+/// nothing refills while a test runs; the other buckets keep their defaults.
+fn sign_up_burst(burst: u32) -> Quotas {
+    Quotas {
+        sign_up: Quota {
+            per_minute: 1,
+            burst,
+        },
+        ..Quotas::default()
+    }
+}
+
+/// Spends `n` requests of `key`'s sign-up budget, one after the other.
+async fn spend(limiter: &dyn RateLimiter, key: &str, n: usize) -> Vec<Decision> {
+    let mut decisions = Vec::with_capacity(n);
+    for _ in 0..n {
+        decisions.push(
+            limiter
+                .check(Bucket::SignUp, key)
+                .await
+                .expect("a decision"),
+        );
+    }
+    decisions
+}
+
+fn allowed(decisions: &[Decision]) -> usize {
+    decisions
+        .iter()
+        .filter(|d| matches!(d, Decision::Allowed))
+        .count()
+}
+
+/// Every refusal of a one-a-minute budget says to come back within a minute.
+fn assert_retry_after_within_a_minute(decisions: &[Decision]) {
+    for decision in decisions {
+        if let Decision::Limited { retry_after_secs } = decision {
+            assert!(
+                (1..=60).contains(retry_after_secs),
+                "retry after {retry_after_secs}s"
+            );
+        }
+    }
+}
+
+/// Adds one failure under `policy`.
+async fn fail(
+    counter: &dyn FailureCounter,
+    key: &str,
+    policy: LockoutPolicy,
+) -> Result<FailureState, Unexpected> {
+    counter
+        .add_failure(key, policy.window, &move |n| policy.lock_for(n))
+        .await
+}
+
+/// The lock `policy` imposes at the `count`-th failure, in whole seconds.
+fn lock_secs(policy: &LockoutPolicy, count: u32) -> Option<u64> {
+    policy
+        .lock_for(count)
+        .map(|lock| u64::try_from(lock.whole_seconds()).unwrap())
+}
+
+/// Adds failures one by one up to the policy's long lock, checking after each
+/// that the counter reports the count and the lock the policy asks for.
+async fn fail_until_locked(counter: &dyn FailureCounter, key: &str, policy: LockoutPolicy) {
+    for count in 1..=policy.lock_after {
+        let state = fail(counter, key, policy).await.expect("a state");
+        assert_eq!(
+            state,
+            FailureState {
+                failures: count,
+                locked_for_secs: lock_secs(&policy, count),
+            },
+            "after failure {count}"
+        );
+    }
+}
+
+/// A lock in force, no longer than `max_secs`.
+fn assert_locked(state: FailureState, failures: u32, max_secs: u64) {
+    assert_eq!(state.failures, failures, "{state:?}");
+    let left = state.locked_for_secs.expect("locked");
+    assert!((1..=max_secs).contains(&left), "{state:?}");
+}
+
+fn redis_url() -> String {
+    std::env::var("PORTCULLIS_TEST_REDIS_URL").unwrap_or_else(|_| DEFAULT_REDIS_URL.to_owned())
+}
+
+/// A key prefix no other test uses.
+fn unique_prefix() -> String {
+    format!("test-{}", Uuid::new_v4())
+}
+
+/// A plain connection to the test Redis, to look at keys from outside.
+async fn raw_redis() -> redis::aio::MultiplexedConnection {
+    let url = redis_url();
+    let client = redis::Client::open(url.as_str()).expect("a Redis URL");
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "Redis is unreachable at {url} ({error}); start it or run without --include-ignored"
+            )
+        })
+}
+
+/// The keys under `prefix`.
+async fn keys_under(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(conn)
+        .await
+        .unwrap();
+    keys.sort();
+    keys
+}
+
+/// Deletes whatever a test left under `prefix` (it would expire anyway).
+async fn forget(prefix: &str) {
+    let mut conn = raw_redis().await;
+    let keys = keys_under(&mut conn, prefix).await;
+    if !keys.is_empty() {
+        let _: i64 = redis::cmd("DEL")
+            .arg(&keys)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// Now, at the millisecond precision storage keeps.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
+        .unwrap()
+}
+
+fn failed_login(n: usize) -> AuthEvent {
+    AuthEvent::new(
+        AuthEventKind::LoginFailed,
+        Outcome::Failure,
+        now(),
+        &RequestContext::default(),
+    )
+    .detail(format!("attempt {n}"))
+}
+
+async fn memory_db() -> Database {
+    let db = Database::connect("sqlite::memory:", &DbOptions::default())
+        .await
+        .unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+async fn stored(db: &Database) -> Vec<Uuid> {
+    db.events()
+        .query(&EventQuery {
+            limit: 10_000,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect()
+}
+
+/// Newest first, as the repository answers.
+fn newest_first(events: &[AuthEvent]) -> Vec<Uuid> {
+    events.iter().rev().map(|e| e.id).collect()
+}
+
+/// A repository whose writes hang until released, like a database that
+/// stopped answering.
+struct StalledRepository {
+    inner: Arc<dyn AuthEventRepository>,
+    entered: Notify,
+    gate: Semaphore,
+}
+
+impl StalledRepository {
+    fn new(inner: Arc<dyn AuthEventRepository>) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            entered: Notify::new(),
+            gate: Semaphore::new(0),
+        })
+    }
+
+    /// Waits until a write is under way (and stuck).
+    async fn until_writing(&self) {
+        tokio::time::timeout(StdDuration::from_secs(30), self.entered.notified())
+            .await
+            .expect("the writer never wrote");
+    }
+
+    /// Lets every write through from now on.
+    fn release(&self) {
+        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
+    }
+}
+
+#[async_trait]
+impl AuthEventRepository for StalledRepository {
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError> {
+        self.entered.notify_one();
+        let _pass = self
+            .gate
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unexpected(Unexpected::msg("gate closed")))?;
+        self.inner.append(events).await
+    }
+
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError> {
+        self.inner.query(query).await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// In process: governor budgets
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn governor_allows_the_burst_then_limits_with_a_retry_after() {
+    let limiter = GovernorRateLimiter::new(sign_up_burst(3));
+
+    let decisions = spend(&limiter, "198.51.100.1", 6).await;
+
+    assert!(
+        decisions[..3].iter().all(|d| *d == Decision::Allowed),
+        "{decisions:?}"
+    );
+    assert!(
+        decisions[3..]
+            .iter()
+            .all(|d| matches!(d, Decision::Limited { .. })),
+        "{decisions:?}"
+    );
+    assert_retry_after_within_a_minute(&decisions);
+}
+
+#[tokio::test]
+async fn governor_keys_and_buckets_are_independent() {
+    let limiter = GovernorRateLimiter::new(sign_up_burst(2));
+    assert_eq!(allowed(&spend(&limiter, "198.51.100.1", 5).await), 2);
+
+    assert_eq!(
+        allowed(&spend(&limiter, "198.51.100.2", 5).await),
+        2,
+        "another client has a budget of its own"
+    );
+    for bucket in [Bucket::LogIn, Bucket::Refresh] {
+        assert_eq!(
+            limiter.check(bucket, "198.51.100.1").await.unwrap(),
+            Decision::Allowed,
+            "{bucket:?} has a budget of its own"
+        );
+    }
+    assert_eq!(limiter.len(), 4, "one entry per bucket and client");
+}
+
+// ---------------------------------------------------------------------------
+// In process: failure counters
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn memory_failures_slow_down_then_lock_per_policy() {
+    let counter = InMemoryFailureCounter::default();
+    let policy = LockoutPolicy::account_default();
+
+    fail_until_locked(&counter, "ada@example.com", policy).await;
+
+    let lock = u64::try_from(policy.lock_duration.whole_seconds()).unwrap();
+    assert_locked(
+        counter.state("ada@example.com").await.unwrap(),
+        policy.lock_after,
+        lock,
+    );
+    assert_eq!(
+        counter.state("bob@example.com").await.unwrap(),
+        FailureState::default(),
+        "keys are independent"
+    );
+    // A later failure never shortens the lock in force.
+    let later = fail(&counter, "ada@example.com", policy).await.unwrap();
+    assert_locked(later, policy.lock_after + 1, lock);
+}
+
+#[tokio::test]
+async fn memory_clear_forgets_counts_and_locks() {
+    let counter = InMemoryFailureCounter::default();
+    let policy = LockoutPolicy::account_default();
+    fail_until_locked(&counter, "ada@example.com", policy).await;
+    fail(&counter, "bob@example.com", policy).await.unwrap();
+
+    counter.clear("ada@example.com").await.unwrap();
+
+    assert_eq!(
+        counter.state("ada@example.com").await.unwrap(),
+        FailureState::default()
+    );
+    let again = fail(&counter, "ada@example.com", policy).await.unwrap();
+    assert_eq!(
+        again,
+        FailureState {
+            failures: 1,
+            locked_for_secs: None
+        },
+        "counting starts over"
+    );
+    assert_eq!(
+        counter.state("bob@example.com").await.unwrap().failures,
+        1,
+        "other keys are kept"
+    );
+    counter.clear("never-seen").await.unwrap();
+}
+
+#[tokio::test]
+async fn memory_counts_expire_with_their_window_but_locks_do_not() {
+    let counter = InMemoryFailureCounter::default();
+    let policy = LockoutPolicy {
+        slow_after: 2,
+        lock_after: 3,
+        lock_duration: Duration::minutes(15),
+        window: Duration::milliseconds(1),
+    };
+    fail(&counter, "short", policy).await.unwrap();
+    fail(&counter, "locked", policy).await.unwrap();
+    fail(&counter, "locked", policy).await.unwrap();
+    fail(&counter, "locked", policy).await.unwrap();
+
+    // Longer than the window: the counts are gone, the lock is not.
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+
+    assert_eq!(
+        counter.state("short").await.unwrap(),
+        FailureState::default()
+    );
+    assert_locked(counter.state("locked").await.unwrap(), 0, 900);
+    assert_eq!(
+        fail(&counter, "short", policy).await.unwrap().failures,
+        1,
+        "an expired count starts over"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Redis: shared across instances
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn redis_limiters_on_one_prefix_share_one_budget() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let quotas = sign_up_burst(5);
+    // Two instances: two handles, two connections, one prefix.
+    let first = Arc::new(RedisRateLimiter::new(
+        connect_redis(&url, &prefix).unwrap(),
+        quotas,
+    ));
+    let second = Arc::new(RedisRateLimiter::new(
+        connect_redis(&url, &prefix).unwrap(),
+        quotas,
+    ));
+
+    let mut checks = JoinSet::new();
+    for n in 0..20 {
+        let limiter = Arc::clone(if n % 2 == 0 { &first } else { &second });
+        checks.spawn(async move { limiter.check(Bucket::SignUp, "198.51.100.1").await });
+    }
+    let decisions: Vec<Decision> = checks
+        .join_all()
+        .await
+        .into_iter()
+        .map(|d| d.expect("Redis answers"))
+        .collect();
+
+    assert_eq!(allowed(&decisions), 5, "{decisions:?}");
+    assert_retry_after_within_a_minute(&decisions);
+    assert_eq!(
+        allowed(&spend(first.as_ref(), "198.51.100.2", 7).await),
+        5,
+        "another client has a budget of its own"
+    );
+    assert_eq!(
+        second.check(Bucket::LogIn, "198.51.100.1").await.unwrap(),
+        Decision::Allowed,
+        "another bucket has a budget of its own"
+    );
+    let elsewhere = RedisRateLimiter::new(connect_redis(&url, &unique_prefix()).unwrap(), quotas);
+    assert_eq!(
+        elsewhere
+            .check(Bucket::SignUp, "198.51.100.1")
+            .await
+            .unwrap(),
+        Decision::Allowed,
+        "another prefix shares nothing"
+    );
+    forget(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn redis_failure_counters_share_counts_and_locks() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let first = RedisFailureCounter::new(connect_redis(&url, &prefix).unwrap());
+    let second = RedisFailureCounter::new(connect_redis(&url, &prefix).unwrap());
+    let policy = LockoutPolicy::account_default();
+    let lock = u64::try_from(policy.lock_duration.whole_seconds()).unwrap();
+
+    // Failures land on either instance; both count the same sequence.
+    for count in 1..=policy.lock_after {
+        let counter = if count % 2 == 0 { &first } else { &second };
+        let state = fail(counter, "ada@example.com", policy).await.unwrap();
+        assert_eq!(state.failures, count);
+        assert_eq!(
+            state.locked_for_secs.is_some(),
+            policy.lock_for(count).is_some(),
+            "after failure {count}: {state:?}"
+        );
+    }
+
+    for counter in [&first, &second] {
+        assert_locked(
+            counter.state("ada@example.com").await.unwrap(),
+            policy.lock_after,
+            lock,
+        );
+        assert_eq!(
+            counter.state("bob@example.com").await.unwrap(),
+            FailureState::default()
+        );
+    }
+
+    first.clear("ada@example.com").await.unwrap();
+    assert_eq!(
+        second.state("ada@example.com").await.unwrap(),
+        FailureState::default(),
+        "a success on one instance clears the lock on all"
+    );
+    forget(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn redis_failures_slow_down_then_lock_per_policy() {
+    let counter = RedisFailureCounter::new(connect_redis(&redis_url(), &unique_prefix()).unwrap());
+    let policy = LockoutPolicy::account_default();
+    for count in 1..=policy.lock_after {
+        let state = fail(&counter, "ada@example.com", policy).await.unwrap();
+        assert_eq!(state.failures, count);
+        // Rounded up to whole seconds by the store: equal to the policy's.
+        assert_eq!(
+            state.locked_for_secs,
+            lock_secs(&policy, count),
+            "after failure {count}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn redis_keys_carry_ttls() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let limiter = RedisRateLimiter::new(connect_redis(&url, &prefix).unwrap(), sign_up_burst(5));
+    let counter = RedisFailureCounter::new(connect_redis(&url, &prefix).unwrap());
+    let policy = LockoutPolicy {
+        slow_after: 1,
+        lock_after: 2,
+        lock_duration: Duration::minutes(5),
+        window: Duration::minutes(10),
+    };
+    let mut conn = raw_redis().await;
+
+    limiter.check(Bucket::SignUp, "198.51.100.1").await.unwrap();
+    fail(&counter, "ada@example.com", policy).await.unwrap();
+    fail(&counter, "ada@example.com", policy).await.unwrap();
+
+    let keys = keys_under(&mut conn, &prefix).await;
+    assert_eq!(keys.len(), 3, "a budget, a counter and a lock: {keys:?}");
+    // The longest anything may live: the failure window.
+    let longest_ms = policy.window.whole_milliseconds();
+    for key in &keys {
+        let ttl_ms: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(
+            ttl_ms > 0 && i128::from(ttl_ms) <= longest_ms,
+            "{key} has PTTL {ttl_ms}"
+        );
+    }
+
+    // Clearing an account drops its keys; the budget keeps its TTL.
+    counter.clear("ada@example.com").await.unwrap();
+    let left = keys_under(&mut conn, &prefix).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    let ttl_ms: i64 = redis::cmd("PTTL")
+        .arg(&left[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl_ms > 0, "{} has PTTL {ttl_ms}", left[0]);
+    forget(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn fallbacks_over_a_reachable_redis_share_its_counts() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let quotas = sign_up_burst(3);
+    let instance = || {
+        let redis = connect_redis(&url, &prefix).unwrap();
+        (
+            FallbackLimiter::new(
+                RedisRateLimiter::new(redis.clone(), quotas),
+                GovernorRateLimiter::new(quotas),
+            ),
+            FallbackFailures::new(
+                RedisFailureCounter::new(redis),
+                InMemoryFailureCounter::default(),
+            ),
+        )
+    };
+    let (first_limiter, first_failures) = instance();
+    let (second_limiter, second_failures) = instance();
+
+    let mut decisions = spend(&first_limiter, "198.51.100.1", 2).await;
+    decisions.extend(spend(&second_limiter, "198.51.100.1", 2).await);
+    assert_eq!(allowed(&decisions), 3, "one budget, not one per instance");
+
+    let policy = LockoutPolicy::account_default();
+    for _ in 0..policy.lock_after {
+        fail(&first_failures, "ada@example.com", policy)
+            .await
+            .unwrap();
+    }
+    assert_locked(
+        second_failures.state("ada@example.com").await.unwrap(),
+        policy.lock_after,
+        900,
+    );
+    second_failures.clear("ada@example.com").await.unwrap();
+    assert_eq!(
+        first_failures.state("ada@example.com").await.unwrap(),
+        FailureState::default()
+    );
+    forget(&prefix).await;
+}
+
+// ---------------------------------------------------------------------------
+// Redis unreachable: the fallbacks answer from the process
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn fallback_limiter_answers_locally_when_redis_is_unreachable() {
+    let redis = connect_redis(UNREACHABLE_REDIS_URL, &unique_prefix()).unwrap();
+    assert!(redis.ping().await.is_err(), "nothing should answer there");
+    let quotas = sign_up_burst(3);
+    let limiter = FallbackLimiter::new(
+        RedisRateLimiter::new(redis, quotas),
+        GovernorRateLimiter::new(quotas),
+    );
+
+    // `spend` fails the test on any error: the fallback never returns one.
+    let decisions = spend(&limiter, "198.51.100.1", 5).await;
+
+    assert_eq!(
+        &decisions[..3],
+        &[Decision::Allowed, Decision::Allowed, Decision::Allowed]
+    );
+    assert!(
+        decisions[3..]
+            .iter()
+            .all(|d| matches!(d, Decision::Limited { .. })),
+        "{decisions:?}"
+    );
+    assert_retry_after_within_a_minute(&decisions);
+    assert_eq!(
+        limiter.check(Bucket::SignUp, "198.51.100.2").await.unwrap(),
+        Decision::Allowed
+    );
+}
+
+#[tokio::test]
+async fn fallback_failures_lock_locally_when_redis_is_unreachable() {
+    let redis = connect_redis(UNREACHABLE_REDIS_URL, &unique_prefix()).unwrap();
+    let failures = FallbackFailures::new(
+        RedisFailureCounter::new(redis),
+        InMemoryFailureCounter::default(),
+    );
+    let policy = LockoutPolicy::account_default();
+
+    assert_eq!(
+        failures.state("ada@example.com").await.unwrap(),
+        FailureState::default()
+    );
+    fail_until_locked(&failures, "ada@example.com", policy).await;
+
+    assert_locked(
+        failures.state("ada@example.com").await.unwrap(),
+        policy.lock_after,
+        900,
+    );
+    failures.clear("ada@example.com").await.unwrap();
+    assert_eq!(
+        failures.state("ada@example.com").await.unwrap(),
+        FailureState::default()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Background audit writer
+// ---------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_audit_persists_recorded_events_after_flush() {
+    let db = memory_db().await;
+    let (audit, flusher) = BackgroundAudit::spawn(Arc::new(db.events()), 1_024);
+    // More than one batch of the writer.
+    let events: Vec<AuthEvent> = (0..600).map(failed_login).collect();
+
+    for event in &events {
+        audit.record(event.clone());
+    }
+    flusher.flush(StdDuration::from_secs(30)).await;
+
+    assert_eq!(stored(&db).await, newest_first(&events));
+    assert_eq!(audit.dropped(), 0);
+
+    // And again: the writer keeps going after a flush.
+    let more = failed_login(600);
+    audit.record(more.clone());
+    flusher.flush(StdDuration::from_secs(30)).await;
+    assert_eq!(stored(&db).await.first(), Some(&more.id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_audit_queue_drops_instead_of_blocking() {
+    let db = memory_db().await;
+    let stalled = StalledRepository::new(Arc::new(db.events()));
+    let (audit, flusher) = BackgroundAudit::spawn(stalled.clone(), 4);
+    let events: Vec<AuthEvent> = (0..11).map(failed_login).collect();
+
+    // The writer takes the first event and hangs on the database...
+    audit.record(events[0].clone());
+    stalled.until_writing().await;
+    // ...so four more fill the queue and the rest are dropped, at once.
+    for event in &events[1..] {
+        audit.record(event.clone());
+    }
+    assert_eq!(audit.dropped(), 6);
+
+    stalled.release();
+    flusher.flush(StdDuration::from_secs(30)).await;
+    assert_eq!(stored(&db).await, newest_first(&events[..5]));
+
+    // With room again, nothing more is dropped.
+    let late = failed_login(11);
+    audit.record(late.clone());
+    flusher.flush(StdDuration::from_secs(30)).await;
+    assert_eq!(stored(&db).await.first(), Some(&late.id));
+    assert_eq!(audit.dropped(), 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_gives_up_after_its_timeout_when_storage_hangs() {
+    let db = memory_db().await;
+    let stalled = StalledRepository::new(Arc::new(db.events()));
+    let (audit, flusher) = BackgroundAudit::spawn(stalled.clone(), 1);
+    audit.record(failed_login(0));
+    stalled.until_writing().await;
+    // The queue is full behind the hung write.
+    audit.record(failed_login(1));
+
+    // Shutdown must not wait longer than it asked to; the outer bound only
+    // turns a hang into a failure.
+    let flushed = tokio::time::timeout(
+        StdDuration::from_secs(30),
+        flusher.flush(StdDuration::from_millis(100)),
+    )
+    .await;
+
+    assert!(flushed.is_ok(), "flush waited past its timeout");
+    assert!(stored(&db).await.is_empty());
+}
