@@ -105,8 +105,13 @@ impl AuditFlusher {
     /// Waits until every event queued before this call is written (bounded by `timeout`).
     pub async fn flush(&self, timeout: Duration) {
         let (done, wait) = oneshot::channel();
-        if self.queue.send(Message::Flush(done)).await.is_ok() {
-            let _ = tokio::time::timeout(timeout, wait).await;
-        }
+        // Queuing the request counts against the timeout too: the queue may
+        // be full behind a write that hangs.
+        let _ = tokio::time::timeout(timeout, async {
+            if self.queue.send(Message::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        })
+        .await;
     }
 }

@@ -11,9 +11,11 @@ mod helpers;
 
 mod errors;
 mod events;
+mod fuzz;
 mod jwt_attacks;
 mod limits;
 mod refresh;
 mod sessions;
 mod signup_login;
 mod tasks;
+mod upgrade;
