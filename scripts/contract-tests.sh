@@ -29,7 +29,8 @@ ARTIFACTS=$ROOT/ci-artifacts
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 FUZZ_EXAMPLES=${CONTRACT_FUZZ_EXAMPLES:-100}
 FUZZ_SEED=${CONTRACT_FUZZ_SEED:-20261124}
-export CARGO_TERM_COLOR=never NO_COLOR=1 FORCE_COLOR=0
+# Plain logs: no colours, and no live progress bars from schemathesis.
+export CARGO_TERM_COLOR=never NO_COLOR=1 TERM=dumb
 export npm_config_fund=false npm_config_audit=false npm_config_update_notifier=false
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 
@@ -218,26 +219,28 @@ start_server() {
 
 # --- 4. SDKs --------------------------------------------------------------------
 
+# The generate and type-check commands here are the ones the README quotes
+# ("Client SDKs and the contract"); keep the two in step.
 typescript_sdk() {
   cd "$OPENAPI"
-  rm -rf "$GENERATED/ts" "$GENERATED/ts-dist"
+  rm -rf .generated/ts .generated/ts-dist
   quiet_generator '^(✨ openapi-typescript [0-9.]+|🚀 openapi\.json → .* \[[0-9.]+m?s\])$' \
-    node_modules/.bin/openapi-typescript openapi.json --output "$GENERATED/ts/schema.d.ts"
+    node_modules/.bin/openapi-typescript openapi.json --output .generated/ts/schema.d.ts
   node_modules/.bin/tsc --noEmit -p tsconfig.json
   echo "tsc --noEmit: the generated types and the smoke program type-check"
-  node_modules/.bin/tsc -p tsconfig.json
-  PORTCULLIS_URL=$BASE_URL node "$GENERATED/ts-dist/sdk-smoke/smoke.js"
+  # Already type-checked: emit the smoke program's JavaScript without checking again.
+  node_modules/.bin/tsc -p tsconfig.json --noCheck
+  PORTCULLIS_URL=$BASE_URL node .generated/ts-dist/sdk-smoke/smoke.js
 }
 
 python_sdk() {
   cd "$OPENAPI"
-  rm -rf "$GENERATED/python"
-  # openapi-python-client runs ruff from PATH on what it generates.
-  PATH=$VENV/bin:$PATH quiet_generator '^Generating .*$' \
-    "$VENV/bin/openapi-python-client" generate --path openapi.json \
-    --output-path "$GENERATED/python" --meta setup
-  "$VENV/bin/mypy" --config-file mypy.ini "$GENERATED/python/portcullis_client" sdk-smoke/smoke.py
-  PYTHONPATH=$GENERATED/python PORTCULLIS_URL=$BASE_URL "$VENV/bin/python" sdk-smoke/smoke.py
+  rm -rf .generated/python
+  # openapi-python-client runs ruff (from the venv) on what it generates.
+  PATH=$PWD/.venv/bin:$PATH quiet_generator '^Generating .*$' \
+    .venv/bin/openapi-python-client generate --path openapi.json --output-path .generated/python --meta setup
+  .venv/bin/mypy --config-file mypy.ini .generated/python/portcullis_client sdk-smoke/smoke.py
+  PYTHONPATH=.generated/python PORTCULLIS_URL=$BASE_URL .venv/bin/python sdk-smoke/smoke.py
 }
 
 # --- 5. Swagger UI --------------------------------------------------------------
@@ -253,13 +256,16 @@ swagger_ui() {
 
 # Signs up one user and opens three sessions: one for the general run, one for
 # revokeSession and one for logOut, so that a revocation found by the fuzzer
-# cannot blind the other runs. Taken before any fuzzing: the fuzzer's failed
-# log-ins lock this client out of logging in for a while afterwards.
+# cannot blind the other runs; and two more sessions whose ids the
+# revokeSession run is given (openapi/schemathesis.toml) so that it revokes
+# real sessions too, not only unknown ids. Taken before any fuzzing: the
+# fuzzer's failed log-ins lock this client out of logging in for a while.
 fuzz_tokens() {
-  "$VENV/bin/python" - "$BASE_URL" <<'PY'
-import json, sys, time, urllib.request
+  mkdir -p "$GENERATED"
+  "$VENV/bin/python" - "$BASE_URL" "$GENERATED/fuzz-sessions.dict" <<'PY'
+import base64, json, sys, time, urllib.request
 
-base = sys.argv[1]
+base, dictionary = sys.argv[1], sys.argv[2]
 email = f"fuzzer-{time.time_ns()}@example.com"
 body = json.dumps({"email": email, "password": "correct horse battery staple 42"}).encode()
 
@@ -268,9 +274,15 @@ def post(path: str) -> str:
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)["access_token"]
 
-print(post("/api/v1/auth/signup"))
-print(post("/api/v1/auth/login"))
-print(post("/api/v1/auth/login"))
+def session_id(token: str) -> str:
+    claims = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4)))["sid"]
+
+tokens = [post("/api/v1/auth/signup"), post("/api/v1/auth/login"), post("/api/v1/auth/login")]
+with open(dictionary, "w", encoding="utf-8") as f:
+    for _ in range(2):
+        f.write(f'"{session_id(post("/api/v1/auth/login"))}"\n')
+print("\n".join(tokens))
 PY
 }
 

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, RequestBuilder, Response, StatusCode};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -713,6 +713,66 @@ async fn postgres_faults_give_503_and_the_service_recovers_by_itself() {
     drop(service);
 }
 
+/// SQLite's fault: another process holds the database's write lock. Writers
+/// wait out `busy_timeout` and get a 503, never a 500 or a hang; readers go on
+/// (WAL); once the lock is released, writes work again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_lock_held_elsewhere_gives_503_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::new(dir.path(), None).with("PORTCULLIS_RATE_LIMIT", "off");
+    let service = Service::start(&config).await;
+    let client = client();
+    let (email, pair) = sign_up(&client, &service).await;
+    let access = token(&pair, "access_token");
+    let sign_up_request = || {
+        client
+            .post(service.url("/api/v1/auth/signup"))
+            .json(&credentials(&new_email("locked")))
+            .send()
+    };
+
+    let url = portcullis_infra::db::sqlite_url(&dir.path().join("portcullis.db"));
+    let other = sea_orm::Database::connect(&url).await.unwrap();
+    let lock = other.begin().await.unwrap();
+    lock.execute_unprepared("CREATE TABLE reliability_lock (x INTEGER)")
+        .await
+        .unwrap();
+
+    assert_unavailable(
+        "sign-up while the write lock is held",
+        sign_up_request().await,
+    )
+    .await;
+    let login = client
+        .post(service.url("/api/v1/auth/login"))
+        .json(&credentials(&email))
+        .send()
+        .await;
+    assert_unavailable("log-in while the write lock is held", login).await;
+    for path in ["/api/v1/users/me", "/api/v1/auth/verify"] {
+        let resp = client
+            .get(service.url(path))
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            StatusCode::OK,
+            "{path} while the write lock is held"
+        );
+    }
+
+    lock.rollback().await.unwrap();
+    let _ = other.close().await;
+    let resp = sign_up_request().await.unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::CREATED,
+        "sign-up once the lock is gone"
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 2. Graceful shutdown
 // ---------------------------------------------------------------------------
@@ -723,7 +783,8 @@ enum Answer {
     Status(StatusCode),
     /// Refused at connect: the server had stopped accepting.
     NeverConnected,
-    Failed(String),
+    /// Any other failure, printed through `Debug` when the test fails.
+    Failed(#[allow(dead_code)] String),
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -984,6 +1045,11 @@ async fn crash_mid_flood(config: Config, database_url: String) {
         "unexpected answers before the kill: {unexpected:#?}"
     );
     let created = log.created.lock().unwrap().clone();
+    eprintln!(
+        "flood: {} answers before the kill, {} sign-ups answered 201",
+        log.answered.load(Ordering::Relaxed),
+        created.len()
+    );
     assert!(
         !created.is_empty() && log.answered.load(Ordering::Relaxed) > created.len(),
         "the flood made no progress"

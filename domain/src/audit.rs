@@ -182,15 +182,31 @@ impl AuthEvent {
 
     /// Attaches a detail, bounded and stripped of control characters.
     pub fn detail(mut self, detail: impl AsRef<str>) -> Self {
-        let clean: String = detail
-            .as_ref()
-            .chars()
-            .filter(|c| !c.is_control())
-            .take(Self::MAX_DETAIL)
-            .collect();
-        self.detail = Some(clean);
+        self.detail = Some(encode_untrusted(detail.as_ref(), Self::MAX_DETAIL));
         self
     }
+}
+
+/// Makes attacker-controlled text safe to store and print: control
+/// characters are escaped (`\n`, `\u{1b}`), never silently dropped, and the
+/// result holds at most `max_chars` characters (an escape is never cut).
+pub fn encode_untrusted(raw: &str, max_chars: usize) -> String {
+    let mut out = String::new();
+    let mut count = 0;
+    for c in raw.chars() {
+        let piece: String = if c.is_control() {
+            c.escape_default().collect()
+        } else {
+            c.to_string()
+        };
+        let len = piece.chars().count();
+        if count + len > max_chars {
+            break;
+        }
+        count += len;
+        out.push_str(&piece);
+    }
+    out
 }
 
 /// Receives events that come with no state change. Implementations persist
@@ -239,6 +255,21 @@ mod tests {
             AuthEventKind::RefreshTokenReuseDetected.severity(),
             Severity::Critical
         );
+    }
+
+    #[test]
+    fn untrusted_text_is_escaped_not_dropped() {
+        assert_eq!(
+            encode_untrusted("203.0.113.9\r\n999", 100),
+            "203.0.113.9\\r\\n999"
+        );
+        assert_eq!(encode_untrusted("ab\u{1b}[31m", 100), "ab\\u{1b}[31m");
+        assert_eq!(
+            encode_untrusted("abc\n", 4),
+            "abc",
+            "an escape is never cut"
+        );
+        assert_eq!(encode_untrusted("héllo", 3), "hél");
     }
 
     #[test]

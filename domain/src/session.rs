@@ -183,15 +183,10 @@ impl ClientInfo {
     /// Longest user agent kept, in characters.
     pub const MAX_USER_AGENT: usize = 256;
 
-    /// Builds client info, truncating the user agent and dropping control characters.
+    /// Builds client info, bounding the user agent and escaping its control characters.
     pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
         let user_agent = user_agent
-            .map(|ua| {
-                ua.chars()
-                    .filter(|c| !c.is_control())
-                    .take(Self::MAX_USER_AGENT)
-                    .collect::<String>()
-            })
+            .map(|ua| crate::audit::encode_untrusted(ua, Self::MAX_USER_AGENT))
             .filter(|ua| !ua.is_empty());
         Self { user_agent, ip }
     }

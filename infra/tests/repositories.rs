@@ -1577,9 +1577,9 @@ async fn attacker_controlled_strings_are_stored_bounded_and_clean(db: &Database)
         .await
         .expect("hostile strings are stored, not refused");
 
-    let clean = |s: &str, max: usize| -> String {
-        s.chars().filter(|c| !c.is_control()).take(max).collect()
-    };
+    // Control characters are escaped (stored encoded), never dropped.
+    let clean =
+        |s: &str, max: usize| -> String { portcullis_domain::audit::encode_untrusted(s, max) };
     let stored = all_events(db).await;
     assert_eq!(ids(&stored), vec![edge.id, raw.id]);
     for event in &stored {

@@ -33,7 +33,7 @@ impl SeaOrmAuthEventRepository {
 
 /// Bounds a stored string; attacker-controlled text never grows a row.
 fn bounded(value: Option<&str>, max: usize) -> Option<String> {
-    value.map(|v| v.chars().filter(|c| !c.is_control()).take(max).collect())
+    value.map(|v| portcullis_domain::audit::encode_untrusted(v, max))
 }
 
 fn row(event: &AuthEvent) -> auth_event::ActiveModel {

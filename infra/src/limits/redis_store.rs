@@ -23,8 +23,14 @@ use super::Quotas;
 pub struct RedisConnection {
     client: Client,
     manager: Arc<Mutex<Option<ConnectionManager>>>,
+    /// After a failure, Redis is not tried again before this instant, so a
+    /// dead or hanging Redis costs requests nothing while the fallback answers.
+    down_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     prefix: String,
 }
+
+/// How long a failed Redis is left alone before it is tried again.
+const BACKOFF: StdDuration = StdDuration::from_secs(5);
 
 /// Opens a handle on `url` (`redis://host:port/db`). Nothing is contacted yet.
 ///
@@ -35,12 +41,33 @@ pub fn connect_redis(url: &str, prefix: &str) -> anyhow::Result<RedisConnection>
     Ok(RedisConnection {
         client,
         manager: Arc::new(Mutex::new(None)),
+        down_until: Arc::new(std::sync::Mutex::new(None)),
         prefix: prefix.to_owned(),
     })
 }
 
 impl RedisConnection {
+    fn backing_off(&self) -> bool {
+        let now = std::time::Instant::now();
+        self.down_until
+            .lock()
+            .map(|until| until.is_some_and(|t| now < t))
+            .unwrap_or(false)
+    }
+
+    /// Records a failure: Redis is skipped for [`BACKOFF`], then reconnected.
+    async fn failed(&self, error: impl std::fmt::Display) -> Unexpected {
+        if let Ok(mut until) = self.down_until.lock() {
+            *until = Some(std::time::Instant::now() + BACKOFF);
+        }
+        *self.manager.lock().await = None;
+        Unexpected::msg(format!("redis unavailable: {error}"))
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, Unexpected> {
+        if self.backing_off() {
+            return Err(Unexpected::msg("redis unavailable (backing off)"));
+        }
         let mut slot = self.manager.lock().await;
         if let Some(manager) = slot.as_ref() {
             return Ok(manager.clone());
@@ -49,11 +76,16 @@ impl RedisConnection {
             .set_connection_timeout(Some(StdDuration::from_millis(500)))
             .set_response_timeout(Some(StdDuration::from_millis(500)))
             .set_number_of_retries(1);
-        let manager = ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(|e| Unexpected::msg(format!("redis unavailable: {e}")))?;
-        *slot = Some(manager.clone());
-        Ok(manager)
+        match ConnectionManager::new_with_config(self.client.clone(), config).await {
+            Ok(manager) => {
+                *slot = Some(manager.clone());
+                Ok(manager)
+            }
+            Err(error) => {
+                drop(slot);
+                Err(self.failed(error).await)
+            }
+        }
     }
 
     fn key(&self, parts: &[&str]) -> String {
@@ -122,14 +154,17 @@ impl RateLimiter for RedisRateLimiter {
         let emission_ms = 60_000 / u64::from(quota.per_minute.max(1));
         let tolerance_ms = emission_ms * u64::from(quota.burst.max(1) - 1);
         let mut conn = self.redis.connection().await?;
-        let wait_ms: u64 = self
+        let result: redis::RedisResult<u64> = self
             .script
             .key(self.redis.key(&["rate", bucket.as_str(), key]))
             .arg(emission_ms)
             .arg(tolerance_ms)
             .invoke_async(&mut conn)
-            .await
-            .map_err(|e| Unexpected::msg(format!("redis rate limit: {e}")))?;
+            .await;
+        let wait_ms = match result {
+            Ok(value) => value,
+            Err(error) => return Err(self.redis.failed(error).await),
+        };
         Ok(if wait_ms == 0 {
             Decision::Allowed
         } else {
@@ -189,13 +224,16 @@ impl FailureCounter for RedisFailureCounter {
     async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
         let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
-        let (failures, lock_ms): (u32, i64) = self
+        let result: redis::RedisResult<(u32, i64)> = self
             .state
             .key(counter)
             .key(lock)
             .invoke_async(&mut conn)
-            .await
-            .map_err(|e| Unexpected::msg(format!("redis failure state: {e}")))?;
+            .await;
+        let (failures, lock_ms) = match result {
+            Ok(value) => value,
+            Err(error) => return Err(self.redis.failed(error).await),
+        };
         Ok(FailureState {
             failures,
             locked_for_secs: secs_from_ms(lock_ms),
@@ -210,26 +248,31 @@ impl FailureCounter for RedisFailureCounter {
     ) -> Result<FailureState, Unexpected> {
         let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
-        let failures: u32 = self
+        let result: redis::RedisResult<u32> = self
             .add
             .key(counter)
             .arg(ms(window))
             .invoke_async(&mut conn)
-            .await
-            .map_err(|e| Unexpected::msg(format!("redis add failure: {e}")))?;
+            .await;
+        let failures = match result {
+            Ok(value) => value,
+            Err(error) => return Err(self.redis.failed(error).await),
+        };
         let mut locked_for_secs = None;
         if let Some(duration) = lock_for(failures) {
             let lock_ms = ms(duration);
             // Locked attempts are refused before counting, so a later lock is
             // never shorter than one in force.
-            let _: redis::Value = redis::cmd("SET")
+            let result: redis::RedisResult<redis::Value> = redis::cmd("SET")
                 .arg(&lock)
                 .arg(failures)
                 .arg("PX")
                 .arg(lock_ms)
                 .query_async(&mut conn)
-                .await
-                .map_err(|e| Unexpected::msg(format!("redis lock: {e}")))?;
+                .await;
+            if let Err(error) = result {
+                return Err(self.redis.failed(error).await);
+            }
             locked_for_secs = secs_from_ms(i64::try_from(lock_ms).unwrap_or(i64::MAX));
         }
         Ok(FailureState {
