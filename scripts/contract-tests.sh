@@ -141,7 +141,7 @@ install_tools() {
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
   fi
-  "$CHROMIUM" --version
+  "$CHROMIUM" --version 2>/dev/null
 
   (cd "$OPENAPI" && npm ci --no-audit --no-fund --loglevel=error)
 
