@@ -59,10 +59,6 @@ page.setDefaultTimeout(TIMEOUT);
 page.on("console", (msg) => {
   if (msg.type() !== "error") return;
   const url = msg.location().url;
-  // Chromium asks every site for /favicon.ico on its own; the service has
-  // none, and that 404 is the browser's, not Swagger UI's. Nothing else is
-  // excused.
-  if (url === `${baseUrl}/favicon.ico` && /404/.test(msg.text())) return;
   consoleErrors.push(`${step}: ${msg.text()} (${url})`);
 });
 page.on("pageerror", (error) => consoleErrors.push(`${step}: uncaught ${error.message}`));

@@ -26,6 +26,7 @@ OPENAPI=$ROOT/openapi
 GENERATED=$OPENAPI/.generated
 VENV=$OPENAPI/.venv
 ARTIFACTS=$ROOT/ci-artifacts
+PORTCULLIS=${CARGO_TARGET_DIR:-$ROOT/target}/debug/portcullis
 CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
 FUZZ_EXAMPLES=${CONTRACT_FUZZ_EXAMPLES:-100}
 FUZZ_SEED=${CONTRACT_FUZZ_SEED:-20261124}
@@ -166,13 +167,13 @@ build_server() {
 document_is_current() {
   local served
   served=$(mktemp)
-  "$ROOT/target/debug/portcullis" openapi --format json >"$served"
+  "$PORTCULLIS" openapi --format json >"$served"
   if ! diff -q "$served" "$OPENAPI/openapi.json" >/dev/null; then
     rm -f "$served"
     echo "openapi/openapi.json is not the code's document: run scripts/openapi.sh" >&2
     return 1
   fi
-  "$ROOT/target/debug/portcullis" openapi --format yaml >"$served"
+  "$PORTCULLIS" openapi --format yaml >"$served"
   if ! diff -q "$served" "$OPENAPI/openapi.yaml" >/dev/null; then
     rm -f "$served"
     echo "openapi/openapi.yaml is not the code's document: run scripts/openapi.sh" >&2
@@ -199,7 +200,7 @@ start_server() {
     PORTCULLIS_BIND="127.0.0.1:$port" \
     PORTCULLIS_DATA_DIR="$data_dir" \
     RUST_LOG="${RUST_LOG:-warn}" \
-    "$ROOT/target/debug/portcullis" serve >"$ARTIFACTS/contract-server.log" 2>&1 &
+    "$PORTCULLIS" serve >"$ARTIFACTS/contract-server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 150); do
     if curl -fsS "$BASE_URL/health/live" >/dev/null 2>&1; then
@@ -286,7 +287,7 @@ print("\n".join(tokens))
 PY
 }
 
-FUZZ_CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth,use_after_free,ensure_resource_availability,missing_required_header
+FUZZ_CHECKS=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,ignored_auth,use_after_free,ensure_resource_availability,missing_required_header,unsupported_method,allow_header_conformance
 
 fuzz() {
   local token=$1

@@ -90,9 +90,8 @@ pub fn openapi_service() -> OpenApiService<AllApis, ()> {
         "Portcullis",
         env!("CARGO_PKG_VERSION"),
     )
-    .summary("Authentication and JWT security service")
     .description(
-        "Sign up and log in with email and password, call protected APIs with short-lived \
+        "Authentication and JWT security service. Sign up and log in with email and password, call protected APIs with short-lived \
          JWT access tokens, rotate refresh tokens, and log out for real. Every error is \
          `application/problem+json` (RFC 9457) with a stable `code`.",
     )
@@ -389,6 +388,11 @@ pub fn routes(
         .nest("/docs", docs)
         .at("/openapi.json", json)
         .at("/openapi.yaml", yaml)
+        // Browsers ask for it on /docs; an empty answer keeps their consoles clean.
+        .at(
+            "/favicon.ico",
+            poem::endpoint::make_sync(|_| StatusCode::NO_CONTENT),
+        )
         .data(state)
         .with(BodyLimit)
         .with(ProblemMiddleware)
@@ -561,6 +565,13 @@ impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
             }
         };
         let status = response.status().as_u16();
+        if response.status() == StatusCode::METHOD_NOT_ALLOWED
+            && !response.headers().contains_key(header::ALLOW)
+            && let Some(allow) = self.templates.allowed_methods(&route)
+            && let Ok(value) = HeaderValue::from_str(&allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
         span.record("http.response.status_code", status);
         if status >= 500 {
             span.record("otel.status_code", "ERROR");

@@ -598,19 +598,22 @@ async fn pump(
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let read = tokio::select! {
-            read = from.read(&mut buf) => read,
+            // A fault that has begun wins over bytes that are waiting.
+            biased;
             _ = state.wait_for(|s| s.epoch != epoch || s.mode == Mode::BlackHole) => {
                 return Ended::Interrupted;
             }
+            read = from.read(&mut buf) => read,
         };
         let n = match read {
             Ok(0) | Err(_) => return Ended::Closed,
             Ok(n) => n,
         };
-        let mode = state.borrow().mode;
-        if mode == Mode::BlackHole {
+        let now = *state.borrow();
+        if now.epoch != epoch || now.mode == Mode::BlackHole {
             return Ended::Interrupted;
         }
+        let mode = now.mode;
         if to_database && mode == Mode::Stall && buf[..n] != PG_SYNC {
             continue;
         }
@@ -1305,8 +1308,8 @@ fn assert_core_tables(shape: &BTreeSet<String>) {
     }
 }
 
-#[tokio::test]
-async fn sqlite_migrate_twice_is_idempotent() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_migrate_is_idempotent_and_safe_to_run_concurrently() {
     let dir = tempfile::tempdir().unwrap();
     let url = portcullis_infra::db::sqlite_url(&dir.path().join("portcullis.db"));
     migrate(dir.path(), None).await;
@@ -1316,6 +1319,22 @@ async fn sqlite_migrate_twice_is_idempotent() {
     assert!(!first.0.is_empty(), "no migration recorded");
     assert_core_tables(&first.1);
     assert_eq!(first, second, "a second migrate changed the schema");
+
+    // Two processes at once on a fresh file (`portcullis migrate` beside a
+    // starting server), a few times over to give a race a chance to show.
+    for _ in 0..3 {
+        let fresh = tempfile::tempdir().unwrap();
+        let url = portcullis_infra::db::sqlite_url(&fresh.path().join("portcullis.db"));
+        let a = spawn_migrate(fresh.path(), None);
+        let b = spawn_migrate(fresh.path(), None);
+        wait_migrate(a.0, &a.1).await;
+        wait_migrate(b.0, &b.1).await;
+        assert_eq!(
+            schema(&url).await,
+            first,
+            "two concurrent migrations left a different schema"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -187,19 +187,32 @@ impl poem_openapi::types::Example for TokenPairBody {
 /// spans and label metrics without one series per id.
 pub struct RouteTemplates {
     templates: Vec<(String, Vec<Option<String>>)>,
+    methods: std::collections::HashMap<String, String>,
 }
 
 impl RouteTemplates {
     /// Reads the paths of an OpenAPI document.
     pub fn from_spec(spec: &str) -> Self {
-        let paths: Vec<String> = serde_json::from_str::<serde_json::Value>(spec)
-            .ok()
-            .and_then(|doc| {
-                doc.get("paths")
-                    .and_then(|p| p.as_object())
-                    .map(|p| p.keys().cloned().collect())
-            })
+        let doc = serde_json::from_str::<serde_json::Value>(spec).unwrap_or_default();
+        let operations = doc
+            .get("paths")
+            .and_then(|p| p.as_object())
+            .cloned()
             .unwrap_or_default();
+        let paths: Vec<String> = operations.keys().cloned().collect();
+        let methods = operations
+            .iter()
+            .map(|(path, item)| {
+                let mut verbs: Vec<String> = item
+                    .as_object()
+                    .map(|ops| ops.keys().map(|m| m.to_ascii_uppercase()).collect())
+                    .unwrap_or_default();
+                if verbs.iter().any(|v| v == "GET") {
+                    verbs.push("HEAD".to_owned());
+                }
+                (path.clone(), verbs.join(", "))
+            })
+            .collect();
         let templates = paths
             .into_iter()
             .map(|path| {
@@ -212,7 +225,12 @@ impl RouteTemplates {
                 (path, segments)
             })
             .collect();
-        Self { templates }
+        Self { templates, methods }
+    }
+
+    /// The `Allow` value of a route template.
+    pub fn allowed_methods(&self, template: &str) -> Option<String> {
+        self.methods.get(template).cloned()
     }
 
     /// The template matching `path`; a fixed label for anything else.

@@ -24,7 +24,8 @@ use portcullis_domain::error::StoreError;
 use portcullis_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait,
+    ConnectOptions, ConnectionTrait, DatabaseConnection, DbBackend, SqliteTransactionMode,
+    Statement, TransactionOptions, TransactionTrait,
 };
 use tokio::sync::Mutex;
 
@@ -173,6 +174,9 @@ impl Database {
 
     /// Applies pending migrations.
     ///
+    /// On SQLite the whole run is one exclusive transaction, so processes
+    /// sharing the file migrate one after the other.
+    ///
     /// On PostgreSQL the whole run holds a transaction-scoped advisory lock, so
     /// instances starting together migrate one after the other and the later
     /// ones find nothing to do. PostgreSQL DDL is transactional, so a failed
@@ -183,9 +187,24 @@ impl Database {
     pub async fn migrate(&self) -> anyhow::Result<()> {
         if self.is_sqlite() {
             let _gate = self.write_gate().await;
-            Migrator::up(&self.conn, None)
+            // The write gate only orders this process. Another process
+            // migrating the same file (`portcullis migrate` beside a starting
+            // server) waits for this exclusive transaction through
+            // `busy_timeout`, then finds nothing left to do; and as SQLite DDL
+            // is transactional, a crash half-way leaves no half-applied
+            // migration behind.
+            let txn = self
+                .conn
+                .begin_with_options(TransactionOptions {
+                    sqlite_transaction_mode: Some(SqliteTransactionMode::Exclusive),
+                    ..TransactionOptions::default()
+                })
+                .await
+                .context("cannot start migrations")?;
+            Migrator::up(&txn, None)
                 .await
                 .context("cannot apply migrations")?;
+            txn.commit().await.context("cannot commit migrations")?;
             return Ok(());
         }
         let txn = self.conn.begin().await.context("cannot start migrations")?;
