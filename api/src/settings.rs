@@ -411,45 +411,6 @@ impl Settings {
         }
         Ok(self)
     }
-
-    /// Settings for tests: defaults, a given data dir, and a free port.
-    pub fn for_tests(data_dir: PathBuf) -> Self {
-        let mut settings = Self::from_source(&[("PORTCULLIS_BIND", "127.0.0.1:0")])
-            .unwrap_or_else(|_| unreachable_defaults());
-        settings.data_dir = data_dir;
-        settings
-    }
-}
-
-// Defaults are valid by construction; this only keeps `for_tests` panic-free.
-fn unreachable_defaults() -> Settings {
-    Settings {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: PathBuf::from("./data"),
-        database_url: None,
-        jwt_secret: None,
-        jwt_issuer: "portcullis".to_owned(),
-        jwt_audience: "portcullis-api".to_owned(),
-        access_token_ttl: Duration::from_secs(900),
-        session_idle_ttl: Duration::from_secs(7 * 86_400),
-        session_absolute_ttl: Duration::from_secs(30 * 86_400),
-        refresh_reuse_grace: Duration::from_secs(10),
-        revocation_poll: Duration::from_millis(1000),
-        password_min_length: 15,
-        hash_workers: 2,
-        hash_queue: 64,
-        db_max_connections: 10,
-        db_acquire_timeout: Duration::from_secs(5),
-        db_statement_timeout: Duration::from_secs(10),
-        shutdown_timeout: Duration::from_secs(10),
-        log_format: LogFormat::Text,
-        redis_url: None,
-        rate_limit: true,
-        trusted_proxies: Vec::new(),
-        quotas: Quotas::default(),
-        account_lockout: LockoutPolicy::account_default(),
-        client_lockout: LockoutPolicy::client_default(),
-    }
 }
 
 #[cfg(test)]

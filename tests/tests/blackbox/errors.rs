@@ -165,13 +165,31 @@ async fn error_bodies_never_carry_internals() {
 #[tokio::test]
 async fn method_not_allowed_names_the_allowed_methods() {
     let app = spawn_app().await;
-    let resp = app.client.delete(app.url("/api/v1/auth/login")).send().await.unwrap();
+    let resp = app
+        .client
+        .delete(app.url("/api/v1/auth/login"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.headers()["allow"], "POST");
-    let resp = app.client.put(app.url("/api/v1/tasks/00000000-0000-0000-0000-000000000000")).send().await.unwrap();
+    let resp = app
+        .client
+        .put(app.url("/api/v1/tasks/00000000-0000-0000-0000-000000000000"))
+        .send()
+        .await
+        .unwrap();
     let allow = resp.headers()["allow"].to_str().unwrap().to_owned();
     for method in ["GET", "PATCH", "DELETE"] {
         assert!(allow.contains(method), "{allow}");
     }
-    assert_eq!(app.client.get(app.url("/favicon.ico")).send().await.unwrap().status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.client
+            .get(app.url("/favicon.ico"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NO_CONTENT
+    );
     app.stop().await;
 }

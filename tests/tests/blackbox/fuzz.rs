@@ -151,3 +151,71 @@ fn arbitrary_bodies_never_cause_a_server_error() {
         .unwrap();
     runtime.block_on(app.stop());
 }
+
+/// Dotted base64url-ish strings, sometimes built around a real token.
+fn arb_bearer(real: String) -> impl Strategy<Value = String> {
+    let segment = "[A-Za-z0-9_=+/-]{0,60}";
+    prop_oneof![
+        "[ -~]{0,200}",
+        (segment, segment, segment).prop_map(|(a, b, c)| format!("{a}.{b}.{c}")),
+        (any::<prop::sample::Index>(), any::<char>()).prop_map(move |(at, c)| {
+            let mut chars: Vec<char> = real.chars().collect();
+            let i = at.index(chars.len());
+            chars[i] = c;
+            chars.into_iter().collect()
+        }),
+    ]
+}
+
+#[test]
+fn arbitrary_bearer_tokens_are_always_a_plain_401() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let app = runtime.block_on(spawn_app());
+    let (_, tokens) = runtime.block_on(app.new_user());
+    let mut runner = TestRunner::new(Config {
+        cases: std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(128),
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&arb_bearer(tokens.access.clone()), |token| {
+            prop_assume!(token != tokens.access);
+            let Ok(header) = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            else {
+                return Ok(());
+            };
+            let (status, challenge) = runtime.block_on(async {
+                let resp = app
+                    .client
+                    .get(app.url("/api/v1/auth/verify"))
+                    .header("authorization", header)
+                    .send()
+                    .await
+                    .unwrap();
+                let challenge = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (resp.status(), challenge)
+            });
+            prop_assert_eq!(
+                status,
+                reqwest::StatusCode::UNAUTHORIZED,
+                "token {:?}",
+                token
+            );
+            prop_assert_eq!(
+                challenge.as_deref(),
+                Some(r#"Bearer error="invalid_token""#)
+            );
+            Ok(())
+        })
+        .unwrap();
+    runtime.block_on(app.stop());
+}
