@@ -160,15 +160,16 @@ pub struct Application {
     shutdown_timeout: Duration,
 }
 
+/// The limit stores in force and the task that keeps in-process ones bounded.
+struct LimitStores {
+    limiter: Arc<dyn RateLimiter>,
+    failures: Arc<dyn FailureCounter>,
+    pruner: tokio::task::JoinHandle<()>,
+}
+
 /// The limiter and failure counter the settings ask for, and a task that
 /// keeps the in-process ones bounded.
-fn limit_stores(
-    settings: &Settings,
-) -> anyhow::Result<(
-    Arc<dyn RateLimiter>,
-    Arc<dyn FailureCounter>,
-    tokio::task::JoinHandle<()>,
-)> {
+fn limit_stores(settings: &Settings) -> anyhow::Result<LimitStores> {
     let local_limiter = GovernorRateLimiter::new(settings.quotas);
     let local_failures = InMemoryFailureCounter::default();
     let (limiter, failures, pruner): (Arc<dyn RateLimiter>, Arc<dyn FailureCounter>, _) =
@@ -205,7 +206,11 @@ fn limit_stores(
             }
         }
     });
-    Ok((limiter, failures, task))
+    Ok(LimitStores {
+        limiter,
+        failures,
+        pruner: task,
+    })
 }
 
 impl Application {
@@ -264,7 +269,11 @@ impl Application {
             Arc::new(move || dropped.dropped()),
         ));
         let sampler = spawn_session_sampler(db.sessions(), clock.clone(), metrics.clone());
-        let (limiter, failures, pruner) = limit_stores(&settings)?;
+        let LimitStores {
+            limiter,
+            failures,
+            pruner,
+        } = limit_stores(&settings)?;
         if !settings.rate_limit {
             tracing::warn!(
                 "PORTCULLIS_RATE_LIMIT=off: EVERY RATE LIMIT AND LOGIN LOCKOUT IS DISABLED. Use this for benchmarks only, never in production."

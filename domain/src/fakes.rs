@@ -353,10 +353,13 @@ impl RateLimiter for CountingLimiter {
     }
 }
 
+type FailureEntry = (u32, OffsetDateTime, Option<OffsetDateTime>);
+
 /// Failure counters on the test clock.
 pub struct ClockedFailures {
     clock: Arc<FixedClock>,
-    entries: Mutex<HashMap<String, (u32, OffsetDateTime, Option<OffsetDateTime>)>>,
+    /// count, expiry of the count, end of the lock
+    entries: Mutex<HashMap<String, FailureEntry>>,
 }
 
 impl ClockedFailures {
