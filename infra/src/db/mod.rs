@@ -50,6 +50,35 @@ const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// so that the server's `statement_timeout` fires first when it can.
 const DEADLINE_MARGIN: Duration = Duration::from_secs(1);
 
+/// Connects; on SQLite, retries briefly while another process holds the
+/// file's lock during its own start-up (switching to WAL takes the lock, and
+/// SQLite may refuse at once rather than wait), so instances and `migrate`
+/// runs started together all come up.
+async fn connect_with_retry(
+    connect: ConnectOptions,
+    sqlite: bool,
+) -> anyhow::Result<DatabaseConnection> {
+    let attempts = if sqlite { 50 } else { 1 };
+    let mut last = None;
+    for attempt in 0..attempts {
+        match sea_orm::Database::connect(connect.clone()).await {
+            Ok(conn) => return Ok(conn),
+            Err(error) if sqlite && error.to_string().contains("database is locked") => {
+                tracing::debug!(attempt, "SQLite file busy while connecting; retrying");
+                last = Some(error);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context("cannot connect to the database"));
+            }
+        }
+    }
+    Err(last.map_or_else(
+        || anyhow::anyhow!("cannot connect to the database"),
+        |e| anyhow::Error::new(e).context("cannot connect to the database"),
+    ))
+}
+
 /// Pool and timeout settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DbOptions {
@@ -161,9 +190,7 @@ impl Database {
             bail!("unsupported database URL scheme (expected sqlite: or postgres://)");
         };
 
-        let conn = sea_orm::Database::connect(connect)
-            .await
-            .context("cannot connect to the database")?;
+        let conn = connect_with_retry(connect, write_gate.is_some()).await?;
         let bounded = Bounded::new(conn.clone(), deadline);
         Ok(Database {
             conn,
