@@ -581,7 +581,9 @@ impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
         {
             response.headers_mut().insert(header::ALLOW, value);
         }
-        span.record("http.response.status_code", status);
+        // As i64: tracing-opentelemetry exports u64 fields as strings, and
+        // the semantic conventions want an int.
+        span.record("http.response.status_code", i64::from(status));
         if status >= 500 {
             span.record("otel.status_code", "ERROR");
         }

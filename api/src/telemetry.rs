@@ -75,6 +75,19 @@ fn resource() -> Resource {
         .build()
 }
 
+/// Spans of dependencies that record secrets in their fields, so they stay
+/// off whatever `RUST_LOG` says: sea-orm's trace-level driver `connect`
+/// records the whole `ConnectOptions` (the database URL, password
+/// included), and its stream `build` the statement with its bound values.
+fn records_secrets(metadata: &tracing::Metadata<'_>) -> bool {
+    metadata.is_span()
+        && match metadata.name() {
+            "connect" => metadata.target().starts_with("sea_orm::driver"),
+            "build" => metadata.target().starts_with("sea_orm::database::stream"),
+            _ => false,
+        }
+}
+
 /// Installs logging and, when configured, OTLP export.
 ///
 /// # Errors
@@ -131,18 +144,28 @@ pub fn init(format: LogFormat) -> anyhow::Result<TelemetryGuard> {
     let otel_layer = tracer
         .as_ref()
         .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("portcullis")));
-    let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::filter::filter_fn(|metadata| {
+            !records_secrets(metadata)
+        }))
+        .with(otel_layer);
     let result = match format {
         LogFormat::Json => registry
             .with(
                 tracing_subscriber::fmt::layer()
                     .json()
                     .flatten_event(true)
-                    .with_current_span(true),
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
             )
             .try_init(),
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_target(false)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
     };
     // Already installed (tests start several apps in one process): keep it.

@@ -6,8 +6,15 @@
 //! `at+jwt`, a `kid` naming one of our keys, and no header member that could
 //! choose a key (`jwk`, `jku`, `x5u`, `x5c`) or demand extensions (`crit`).
 //! The key is only ever looked up locally; nothing here makes a request.
+//!
+//! A token that passed every check is remembered (by the SHA-256 of the whole
+//! token, in a bounded cache) so that the same token presented again skips
+//! the signature and the parsing; its times are still checked against `now`
+//! on every presentation, and revocation is the caller's check on every
+//! request (`AuthService::authenticate`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,7 +26,9 @@ use portcullis_domain::token::{
     AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier,
 };
 use portcullis_domain::user::UserId;
+use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -54,7 +63,8 @@ impl Default for JwtConfig {
     }
 }
 
-/// Signs and verifies access tokens with [`SigningKeys`].
+/// Signs and verifies access tokens with [`SigningKeys`]. Clones share one
+/// cache of verified tokens.
 #[derive(Clone)]
 pub struct JwtTokens {
     keys: SigningKeys,
@@ -62,11 +72,19 @@ pub struct JwtTokens {
     audience: String,
     leeway_secs: i64,
     validation: Validation,
+    verified: Arc<Cache<TokenDigest, AccessClaims>>,
 }
+
+/// SHA-256 of a whole compact token: header, claims and signature.
+type TokenDigest = [u8; 32];
 
 impl JwtTokens {
     /// Longest token considered at all; ours are well under 1 KiB.
     pub const MAX_TOKEN_LEN: usize = 4096;
+
+    /// Verified tokens remembered at most (about 150 bytes each). A token
+    /// pushed out is simply verified in full again.
+    pub const VERIFIED_CACHE_CAPACITY: usize = 10_000;
 
     /// Builds the signer/verifier. A leeway above 30 s is lowered to 30 s.
     pub fn new(keys: SigningKeys, config: JwtConfig) -> Self {
@@ -98,6 +116,7 @@ impl JwtTokens {
             audience: config.audience,
             leeway_secs: i64::try_from(leeway).unwrap_or(0),
             validation,
+            verified: Arc::new(Cache::new(Self::VERIFIED_CACHE_CAPACITY)),
         }
     }
 
@@ -134,19 +153,13 @@ impl JwtTokens {
             return Err(TokenRejection::BadClaims);
         }
         let now = now.unix_timestamp();
-        let leeway = self.leeway_secs;
         let exp = seconds(claims.exp)?;
         let nbf = seconds(claims.nbf)?;
         let iat = seconds(claims.iat)?;
         if nbf > exp || iat > exp {
             return Err(TokenRejection::BadClaims);
         }
-        if now >= exp.saturating_add(leeway) {
-            return Err(TokenRejection::Expired);
-        }
-        if nbf > now.saturating_add(leeway) || iat > now.saturating_add(leeway) {
-            return Err(TokenRejection::NotYetValid);
-        }
+        self.check_times(exp, nbf, iat, now)?;
 
         Ok(AccessClaims {
             user_id: UserId::from_uuid(uuid(&claims.sub)?),
@@ -156,6 +169,31 @@ impl JwtTokens {
             not_before: timestamp(nbf)?,
             expires_at: timestamp(exp)?,
         })
+    }
+
+    /// Expiry and not-before (`nbf`, `iat`) against `now`, with the leeway.
+    fn check_times(&self, exp: i64, nbf: i64, iat: i64, now: i64) -> Result<(), TokenRejection> {
+        let leeway = self.leeway_secs;
+        if now >= exp.saturating_add(leeway) {
+            return Err(TokenRejection::Expired);
+        }
+        if nbf > now.saturating_add(leeway) || iat > now.saturating_add(leeway) {
+            return Err(TokenRejection::NotYetValid);
+        }
+        Ok(())
+    }
+
+    /// Header, signature and claims, checked in full (no cache).
+    fn verify_fully(
+        &self,
+        token: &str,
+        header: &str,
+        now: OffsetDateTime,
+    ) -> Result<AccessClaims, TokenRejection> {
+        let key = self.check_header(header)?;
+        let data = jsonwebtoken::decode::<IncomingClaims>(token, key, &self.validation)
+            .map_err(|error| rejection(error.kind()))?;
+        self.check_claims(data.claims, now)
     }
 }
 
@@ -194,10 +232,24 @@ impl TokenIssuer for JwtTokens {
 impl TokenVerifier for JwtTokens {
     fn verify(&self, token: &str, now: OffsetDateTime) -> Result<AccessClaims, TokenRejection> {
         let header = compact_header(token)?;
-        let key = self.check_header(header)?;
-        let data = jsonwebtoken::decode::<IncomingClaims>(token, key, &self.validation)
-            .map_err(|error| rejection(error.kind()))?;
-        self.check_claims(data.claims, now)
+        let digest: TokenDigest = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified.get(&digest) {
+            // Same bytes, same keys and configuration (both fixed for the
+            // life of `self`): only the clock can have changed the answer.
+            let times = self.check_times(
+                claims.expires_at.unix_timestamp(),
+                claims.not_before.unix_timestamp(),
+                claims.issued_at.unix_timestamp(),
+                now.unix_timestamp(),
+            );
+            if times == Err(TokenRejection::Expired) {
+                self.verified.remove(&digest);
+            }
+            return times.map(|()| claims);
+        }
+        let claims = self.verify_fully(token, header, now)?;
+        self.verified.insert(digest, claims.clone());
+        Ok(claims)
     }
 }
 
@@ -309,6 +361,82 @@ fn uuid(text: &str) -> Result<Uuid, TokenRejection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hs256_tokens() -> JwtTokens {
+        let keys = SigningKeys::hs256(&[7u8; 32]).unwrap();
+        JwtTokens::new(keys, JwtConfig::default())
+    }
+
+    fn claims_at(at: OffsetDateTime) -> AccessClaims {
+        let at = at.replace_nanosecond(0).unwrap();
+        AccessClaims {
+            user_id: UserId::new(),
+            session_id: SessionId::new(),
+            token_id: Uuid::new_v4(),
+            issued_at: at,
+            not_before: at,
+            expires_at: at + time::Duration::minutes(15),
+        }
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_and_its_times_checked_on_every_hit() {
+        let tokens = hs256_tokens();
+        let now = OffsetDateTime::now_utc();
+        let claims = claims_at(now);
+        let token = tokens.issue(&claims).unwrap();
+
+        assert_eq!(tokens.verify(token.expose(), now), Ok(claims.clone()));
+        assert_eq!(tokens.verified.len(), 1);
+        // A clone shares the cache.
+        assert_eq!(tokens.clone().verify(token.expose(), now), Ok(claims));
+
+        let early = now - time::Duration::hours(1);
+        assert_eq!(
+            tokens.verify(token.expose(), early),
+            Err(TokenRejection::NotYetValid)
+        );
+        let late = now + time::Duration::hours(1);
+        assert_eq!(
+            tokens.verify(token.expose(), late),
+            Err(TokenRejection::Expired)
+        );
+        // An expired entry is dropped when seen.
+        assert_eq!(tokens.verified.len(), 0);
+    }
+
+    #[test]
+    fn only_the_exact_verified_bytes_hit_the_cache() {
+        let tokens = hs256_tokens();
+        let now = OffsetDateTime::now_utc();
+        let token = tokens.issue(&claims_at(now)).unwrap();
+        assert!(tokens.verify(token.expose(), now).is_ok());
+
+        // Same header and claims, another signature.
+        let (signed, signature) = token.expose().rsplit_once('.').unwrap();
+        let first = if signature.starts_with('A') { "B" } else { "A" };
+        let forged_signature = format!("{first}{}", &signature[1..]);
+        let forged = format!("{signed}.{forged_signature}");
+        assert_eq!(
+            tokens.verify(&forged, now),
+            Err(TokenRejection::BadSignature)
+        );
+        // Refused tokens are never remembered.
+        assert_eq!(tokens.verified.len(), 1);
+        assert_eq!(tokens.verify("a.b.c", now), Err(TokenRejection::Malformed));
+        assert_eq!(tokens.verified.len(), 1);
+    }
+
+    #[test]
+    fn the_cache_is_bounded() {
+        let tokens = hs256_tokens();
+        let now = OffsetDateTime::now_utc();
+        for _ in 0..JwtTokens::VERIFIED_CACHE_CAPACITY + 500 {
+            let token = tokens.issue(&claims_at(now)).unwrap();
+            assert!(tokens.verify(token.expose(), now).is_ok());
+        }
+        assert!(tokens.verified.len() <= JwtTokens::VERIFIED_CACHE_CAPACITY);
+    }
 
     #[test]
     fn shape_checks_come_before_anything_else() {

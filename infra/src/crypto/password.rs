@@ -5,26 +5,44 @@
 //! request beyond that is refused at once with `HashError::Overloaded` instead
 //! of piling up. The async runtime never runs a hash itself.
 //!
+//! The workers run at a lower scheduling priority (nice +10) than the
+//! async runtime, so a flood of log-ins keeps every core busy hashing without
+//! delaying token checks, tasks and health probes: those preempt a hash as
+//! soon as they have work.
+//!
+//! The 19 MiB of each hash comes from [`Scratch`]: blocks reused from one hash
+//! to the next while work keeps coming, and given back to the operating system
+//! (zeroised first) once the pool has been idle for [`Scratch::IDLE_RELEASE`].
+//! Allocating them afresh for every hash, as `argon2` does by itself, left
+//! several hundred MiB in the allocator's per-thread arenas after a log-in
+//! flood and cost a page-fault storm per hash.
+//!
 //! Passwords and hashes are never logged, traced or put in error messages.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use argon2::password_hash::Error as PhcError;
 use argon2::password_hash::phc::PasswordHash as PhcHash;
-use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::password_hash::{CustomizedPasswordHasher, Error as PhcError};
+use argon2::{
+    Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version,
+};
 use async_trait::async_trait;
 use portcullis_domain::Unexpected;
 use portcullis_domain::password::{
     HashError, Password, PasswordHash, PasswordHasher, Verification,
 };
+use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 use tokio::sync::oneshot;
 use tracing::Span;
+use zeroize::Zeroize as _;
 
 /// OWASP's minimum for argon2id: m=19 MiB, t=2, p=1.
 const M_COST_KIB: u32 = 19_456;
@@ -35,6 +53,12 @@ const SALT_LEN: usize = 16;
 
 /// Told to a client that finds the pool full.
 const RETRY_AFTER_SECS: u64 = 1;
+
+/// Priority of the hashing threads on `thread-priority`'s 0..=99 scale,
+/// which Linux maps to niceness 20 - 39 * p / 99: 22 is nice +10, below the
+/// async runtime (0) so that it wins the cores whenever it has work, yet not
+/// starved by other programs as nice +19 would be.
+const WORKER_PRIORITY: u8 = 22;
 
 /// Size of the hashing pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +95,7 @@ struct Inner {
     dummy: PasswordHash,
 }
 
-type Job = Box<dyn FnOnce() + Send + 'static>;
+type Job = Box<dyn FnOnce(&Scratch) + Send + 'static>;
 
 #[derive(Clone, Copy)]
 enum Operation {
@@ -90,7 +114,8 @@ impl Argon2Hasher {
             config.workers > 0,
             "the password hashing pool needs at least one worker"
         );
-        let dummy = dummy_hash().context("computing the dummy password hash")?;
+        let scratch = Arc::new(Scratch::default());
+        let dummy = dummy_hash(&scratch).context("computing the dummy password hash")?;
 
         // A rendezvous channel when `queue` is 0: a request is only accepted
         // while a worker is idle and waiting for it.
@@ -98,9 +123,13 @@ impl Argon2Hasher {
         let receiver = Arc::new(Mutex::new(receiver));
         for index in 0..config.workers {
             let receiver = Arc::clone(&receiver);
+            let scratch = Arc::clone(&scratch);
             thread::Builder::new()
                 .name(format!("argon2-{index}"))
-                .spawn(move || work_loop(&receiver))
+                .spawn(move || {
+                    lower_priority();
+                    work_loop(&receiver, &scratch);
+                })
                 .with_context(|| format!("spawning password hashing thread {index}"))?;
         }
 
@@ -123,12 +152,12 @@ impl Argon2Hasher {
     async fn run<T, F>(&self, operation: Operation, work: F) -> Result<T, HashError>
     where
         T: Send + 'static,
-        F: FnOnce(&Argon2<'static>) -> anyhow::Result<T> + Send + 'static,
+        F: FnOnce(&PooledArgon2<'_>) -> anyhow::Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let parent = Span::current();
         let depth = DepthGuard::enter(&self.inner.depth);
-        let job: Job = Box::new(move || {
+        let job: Job = Box::new(move |scratch| {
             // Nobody is waiting any more (the request was cancelled): skip
             // the 19 MiB of work.
             if reply.is_closed() {
@@ -138,7 +167,12 @@ impl Argon2Hasher {
                 Operation::Hash => tracing::info_span!(parent: &parent, "password.hash"),
                 Operation::Verify => tracing::info_span!(parent: &parent, "password.verify"),
             };
-            let result = span.in_scope(|| work(&current_argon2()));
+            let result = span.in_scope(|| work(&PooledArgon2::current(scratch)));
+            // Close the spans before answering: a low-priority worker may not
+            // run again for a while after `send`, and an open child would keep
+            // the request's span (and its export) waiting.
+            drop(span);
+            drop(parent);
             // Counted out before the caller can observe the result, so a
             // caller that reads `queue_depth` afterwards sees its request gone.
             drop(depth);
@@ -215,23 +249,184 @@ impl PasswordHasher for Argon2Hasher {
     }
 }
 
-/// Takes jobs until every sender is gone.
-fn work_loop(receiver: &Mutex<Receiver<Job>>) {
+/// Lowers the calling thread's scheduling priority to [`WORKER_PRIORITY`];
+/// a failure only costs latency under load, so it is logged and ignored.
+fn lower_priority() {
+    let priority = ThreadPriorityValue::try_from(WORKER_PRIORITY)
+        .map(ThreadPriority::Crossplatform)
+        .unwrap_or(ThreadPriority::Min);
+    if let Err(error) = set_current_thread_priority(priority) {
+        tracing::warn!(error = ?error, "could not lower the priority of a password hashing thread");
+    }
+}
+
+/// Takes jobs until every sender is gone. The worker that waits for the next
+/// job gives idle scratch memory back every [`Scratch::IDLE_RELEASE`].
+fn work_loop(receiver: &Mutex<Receiver<Job>>, scratch: &Scratch) {
     loop {
         // The lock is held only while waiting, never while hashing, and
         // nothing panics while holding it, so poisoning carries no meaning.
-        let job = {
+        let next = {
             let receiver = receiver.lock().unwrap_or_else(PoisonError::into_inner);
-            match receiver.recv() {
-                Ok(job) => job,
-                Err(_) => return,
+            receiver.recv_timeout(Scratch::IDLE_RELEASE)
+        };
+        let job = match next {
+            Ok(job) => job,
+            Err(RecvTimeoutError::Timeout) => {
+                scratch.release_idle();
+                continue;
             }
+            Err(RecvTimeoutError::Disconnected) => return,
         };
         // A panic inside a job must not shrink the pool; the caller sees its
         // reply dropped and reports an unexpected error.
-        if catch_unwind(AssertUnwindSafe(job)).is_err() {
+        if catch_unwind(AssertUnwindSafe(|| job(scratch))).is_err() {
             tracing::error!("a password hashing job panicked");
         }
+    }
+}
+
+/// argon2's working memory, shared by the workers: at most one set of
+/// blocks per running hash, kept between hashes, released when idle.
+#[derive(Default)]
+struct Scratch {
+    /// Blocks not in use, with the time each was put back.
+    free: Mutex<Vec<(Vec<Block>, Instant)>>,
+}
+
+impl Scratch {
+    /// Memory unused for this long goes back to the operating system.
+    const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
+    /// Every allocation asks for at least this much address space (pages
+    /// beyond the blocks in use are never touched, so cost nothing). glibc
+    /// serves requests above its largest mmap threshold (32 MiB on 64-bit)
+    /// with a private mapping and unmaps it on free, so released memory
+    /// really leaves the process instead of staying in a malloc arena.
+    const MIN_RESERVATION: usize = (33 << 20) / Block::SIZE;
+
+    /// Runs `f` on at least `count` blocks, reusing free ones.
+    fn with_blocks<T>(
+        &self,
+        count: usize,
+        f: impl FnOnce(&mut [Block]) -> T,
+    ) -> Result<T, argon2::Error> {
+        let reused = {
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            free.iter()
+                .position(|(blocks, _)| blocks.len() >= count)
+                .map(|index| free.swap_remove(index).0)
+        };
+        let mut blocks = match reused {
+            Some(blocks) => blocks,
+            None => allocate(count)?,
+        };
+        let result = blocks.get_mut(..count).map(f);
+        self.free
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((blocks, Instant::now()));
+        result.ok_or(argon2::Error::MemoryTooLittle)
+    }
+
+    /// Zeroises and frees the blocks unused for [`Self::IDLE_RELEASE`].
+    fn release_idle(&self) {
+        let idle: Vec<Vec<Block>> = {
+            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
+            let (idle, busy): (Vec<_>, Vec<_>) = free
+                .drain(..)
+                .partition(|(_, since)| since.elapsed() >= Self::IDLE_RELEASE);
+            *free = busy;
+            idle.into_iter().map(|(blocks, _)| blocks).collect()
+        };
+        for mut blocks in idle {
+            blocks.iter_mut().for_each(Block::zeroize);
+        }
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let free = self.free.get_mut().unwrap_or_else(PoisonError::into_inner);
+        for (blocks, _) in free.iter_mut() {
+            blocks.iter_mut().for_each(Block::zeroize);
+        }
+    }
+}
+
+/// `count` zeroed blocks in a fresh reservation of at least
+/// [`Scratch::MIN_RESERVATION`].
+fn allocate(count: usize) -> Result<Vec<Block>, argon2::Error> {
+    let mut blocks = Vec::new();
+    blocks
+        .try_reserve_exact(count.max(Scratch::MIN_RESERVATION))
+        .map_err(|_| argon2::Error::OutOfMemory)?;
+    blocks.resize(count, Block::default());
+    Ok(blocks)
+}
+
+/// argon2 computing in [`Scratch`] memory; otherwise exactly
+/// `argon2::Argon2`'s `PasswordHasher` and (through the blanket
+/// implementation) `PasswordVerifier`.
+struct PooledArgon2<'a> {
+    scratch: &'a Scratch,
+    params: Params,
+}
+
+impl<'a> PooledArgon2<'a> {
+    /// With the current parameters, for new hashes.
+    fn current(scratch: &'a Scratch) -> Self {
+        Self {
+            scratch,
+            params: current_params(),
+        }
+    }
+}
+
+impl argon2::PasswordHasher<PhcHash> for PooledArgon2<'_> {
+    fn hash_password_with_salt(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+    ) -> argon2::password_hash::Result<PhcHash> {
+        self.hash_password_customized(password, salt, None, None, self.params.clone())
+    }
+}
+
+impl CustomizedPasswordHasher<PhcHash> for PooledArgon2<'_> {
+    type Params = Params;
+
+    fn hash_password_customized(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        algorithm: Option<&str>,
+        version: Option<u32>,
+        params: Params,
+    ) -> argon2::password_hash::Result<PhcHash> {
+        let algorithm = algorithm
+            .map(Algorithm::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let version = version
+            .map(Version::try_from)
+            .transpose()?
+            .unwrap_or_default();
+        let salt = Salt::new(salt)?;
+        let output_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+        let mut buffer = zeroize::Zeroizing::new([0u8; Output::MAX_LENGTH]);
+        let out = buffer.get_mut(..output_len).ok_or(PhcError::OutputSize)?;
+        let argon2 = Argon2::new(algorithm, version, params.clone());
+        self.scratch.with_blocks(params.block_count(), |blocks| {
+            argon2.hash_password_into_with_memory(password, &salt, out, blocks)
+        })??;
+        Ok(PhcHash {
+            algorithm: algorithm.ident(),
+            version: Some(version.into()),
+            params: ParamsString::try_from(&params)?,
+            salt: Some(salt),
+            hash: Some(Output::new(out)?),
+        })
     }
 }
 
@@ -241,22 +436,18 @@ fn current_params() -> Params {
     Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN)).unwrap_or(Params::DEFAULT)
 }
 
-fn current_argon2() -> Argon2<'static> {
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, current_params())
-}
-
-fn dummy_hash() -> anyhow::Result<PasswordHash> {
+fn dummy_hash(scratch: &Scratch) -> anyhow::Result<PasswordHash> {
     let mut secret = zeroize::Zeroizing::new([0u8; 32]);
     rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, secret.as_mut())
         .context("reading the OS random generator")?;
-    let phc = current_argon2()
+    let phc = PooledArgon2::current(scratch)
         .hash_password(secret.as_ref())
         .map_err(|error| anyhow!("argon2 hashing failed: {error}"))?;
     Ok(PasswordHash::new(phc.to_string()))
 }
 
 fn verify_phc(
-    argon2: &Argon2<'_>,
+    argon2: &PooledArgon2<'_>,
     password: &Password,
     hash: &PasswordHash,
 ) -> anyhow::Result<Verification> {
@@ -332,8 +523,84 @@ mod tests {
     }
 
     #[test]
+    fn pooled_hashes_are_argon2s_hashes() {
+        let scratch = Scratch::default();
+        let pooled = PooledArgon2::current(&scratch);
+        let plain = Argon2::new(Algorithm::Argon2id, Version::V0x13, current_params());
+        let salt = [9u8; SALT_LEN];
+        let password = b"correct horse battery staple";
+        let ours = pooled.hash_password_with_salt(password, &salt).unwrap();
+        let theirs = plain.hash_password_with_salt(password, &salt).unwrap();
+        assert_eq!(ours.to_string(), theirs.to_string());
+
+        // Hashes made elsewhere, with other parameters too, verify here.
+        let older = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8 * 1024, 3, 1, Some(32)).unwrap(),
+        )
+        .hash_password_with_salt(password, &salt)
+        .unwrap();
+        assert!(pooled.verify_password(password, &older).is_ok());
+        assert!(pooled.verify_password(password, &theirs).is_ok());
+        assert_eq!(
+            pooled.verify_password(b"wrong", &theirs),
+            Err(PhcError::PasswordInvalid)
+        );
+    }
+
+    #[test]
+    fn scratch_memory_is_reused_then_released_when_idle() {
+        let scratch = Scratch::default();
+        let count = current_params().block_count();
+        let first = scratch.with_blocks(count, |b| b.as_ptr()).unwrap();
+        let second = scratch.with_blocks(count, |b| b.as_ptr()).unwrap();
+        assert_eq!(first, second, "the blocks are reused");
+        // A smaller request is served from the same blocks.
+        assert_eq!(scratch.with_blocks(8, |b| b.len()).unwrap(), 8);
+
+        scratch.release_idle();
+        assert_eq!(scratch.free.lock().unwrap().len(), 1, "still warm");
+        std::thread::sleep(Scratch::IDLE_RELEASE + Duration::from_millis(100));
+        scratch.release_idle();
+        assert!(scratch.free.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn workers_run_below_the_async_runtime() {
+        let hasher = Argon2Hasher::new(HashPoolConfig {
+            workers: 1,
+            queue: 1,
+        })
+        .unwrap();
+        // Once a job has run, the worker has set its priority.
+        hasher
+            .verify_dummy(&Password::new("a password long enough".to_owned()))
+            .await
+            .unwrap();
+        let mut niceness = Vec::new();
+        for task in std::fs::read_dir("/proc/self/task").unwrap() {
+            let path = task.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.starts_with("argon2-") {
+                let stat = std::fs::read_to_string(path.join("stat")).unwrap();
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .unwrap()
+                    .1
+                    .split_whitespace()
+                    .collect();
+                // Field 19 of stat is the niceness; 17 after the command.
+                niceness.push(fields[16].parse::<i32>().unwrap());
+            }
+        }
+        assert!(!niceness.is_empty());
+        assert!(niceness.iter().all(|&nice| nice == 10), "{niceness:?}");
+    }
+
+    #[test]
     fn dummy_hash_uses_current_settings() {
-        let dummy = dummy_hash().unwrap();
+        let dummy = dummy_hash(&Scratch::default()).unwrap();
         let parsed = PhcHash::new(dummy.as_str()).unwrap();
         assert!(uses_current_settings(&parsed));
         assert!(
