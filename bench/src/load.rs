@@ -40,6 +40,9 @@ pub trait Script: Send + 'static {
     fn answer(&mut self, _body: &Bytes) -> anyhow::Result<()> {
         Ok(())
     }
+    /// Told when an answer was not the expected one (the run fails anyway;
+    /// a multi-step script can start over instead of repeating the step).
+    fn failed(&mut self) {}
 }
 
 /// The same request every time.
@@ -218,6 +221,8 @@ pub struct Usage {
     pub window_s: f64,
     pub server_cpu_s: f64,
     pub client_cpu_s: f64,
+    /// CPU time of everything else on the machine: noise when well above 0.
+    pub other_cpu_s: f64,
     /// Largest VmRSS sampled in the window.
     pub server_peak_rss_mib: f64,
 }
@@ -349,6 +354,7 @@ async fn drive(
                 }
             }
             Some((message, fatal)) => {
+                script.failed();
                 result.errors += 1;
                 if result.examples.len() < ERROR_EXAMPLES {
                     result.examples.push(message);
@@ -370,6 +376,7 @@ async fn monitor(pid: String, start: Instant, end: Instant) -> anyhow::Result<Us
     let began = Instant::now();
     let server_before = server::cpu_ticks(&pid)?;
     let client_before = server::cpu_ticks("self")?;
+    let machine_before = server::machine_busy_ticks()?;
     let mut peak_kib = server::status_kib(&pid, "VmRSS")?;
     while Instant::now() < end {
         tokio::time::sleep(RSS_SAMPLE_EVERY.min(end.saturating_duration_since(Instant::now())))
@@ -378,10 +385,17 @@ async fn monitor(pid: String, start: Instant, end: Instant) -> anyhow::Result<Us
     }
     let server_after = server::cpu_ticks(&pid)?;
     let client_after = server::cpu_ticks("self")?;
+    let machine_after = server::machine_busy_ticks()?;
+    let server_ticks = server_after.saturating_sub(server_before);
+    let client_ticks = client_after.saturating_sub(client_before);
+    let other_ticks = machine_after
+        .saturating_sub(machine_before)
+        .saturating_sub(server_ticks + client_ticks);
     Ok(Usage {
         window_s: began.elapsed().as_secs_f64(),
-        server_cpu_s: server_after.saturating_sub(server_before) as f64 / ticks,
-        client_cpu_s: client_after.saturating_sub(client_before) as f64 / ticks,
+        server_cpu_s: server_ticks as f64 / ticks,
+        client_cpu_s: client_ticks as f64 / ticks,
+        other_cpu_s: other_ticks as f64 / ticks,
         server_peak_rss_mib: peak_kib as f64 / 1024.0,
     })
 }

@@ -28,6 +28,8 @@ pub struct Row {
     pub req_per_server_cpu_s: Option<f64>,
     pub server_peak_rss_mib: f64,
     pub client_cpu_s: f64,
+    /// CPU used by other programs during the window (noise).
+    pub other_cpu_s: f64,
 }
 
 impl Row {
@@ -46,6 +48,7 @@ impl Row {
                 .then(|| result.requests as f64 / usage.server_cpu_s),
             server_peak_rss_mib: usage.server_peak_rss_mib,
             client_cpu_s: usage.client_cpu_s,
+            other_cpu_s: usage.other_cpu_s,
         }
     }
 }
@@ -127,7 +130,7 @@ fn ms(value: f64) -> String {
     }
 }
 
-const HEADERS: [&str; 12] = [
+const HEADERS: [&str; 13] = [
     "workload",
     "conns",
     "req/s",
@@ -140,9 +143,10 @@ const HEADERS: [&str; 12] = [
     "req/server CPU-s",
     "peak RSS MiB",
     "bench CPU-s",
+    "other CPU-s",
 ];
 
-fn cells(row: &Row) -> [String; 12] {
+fn cells(row: &Row) -> [String; 13] {
     let conns = match row.paced_ms {
         Some(pace) => format!("{} (1 per {pace:.0} ms)", row.connections),
         None => row.connections.to_string(),
@@ -161,6 +165,7 @@ fn cells(row: &Row) -> [String; 12] {
             .map_or_else(|| "(shared)".to_owned(), |v| format!("{v:.0}")),
         format!("{:.1}", row.server_peak_rss_mib),
         format!("{:.2}", row.client_cpu_s),
+        format!("{:.2}", row.other_cpu_s),
     ]
 }
 
@@ -175,7 +180,7 @@ fn verdict(met: Option<bool>) -> &'static str {
 impl Report {
     /// A plain-text table for the terminal.
     pub fn text(&self) -> String {
-        let rows: Vec<[String; 12]> = self.rows.iter().map(cells).collect();
+        let rows: Vec<[String; 13]> = self.rows.iter().map(cells).collect();
         let mut widths = HEADERS.map(str::len);
         for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
@@ -324,18 +329,27 @@ impl Report {
 /// `readme` with the generated block between the markers replaced by
 /// `block`. The markers must be there, once each, in order.
 pub fn splice_readme(readme: &str, block: &str) -> anyhow::Result<String> {
-    let (Some(begin), Some(end)) = (readme.find(README_BEGIN), readme.find(README_END)) else {
-        bail!(
-            "the README has no generated benchmark block (markers {README_BEGIN} ... {README_END})"
-        );
+    splice_between(readme, README_BEGIN, README_END, block)
+}
+
+/// `readme` with the text between the markers `begin_marker` and
+/// `end_marker` replaced by `block`.
+pub fn splice_between(
+    readme: &str,
+    begin_marker: &str,
+    end_marker: &str,
+    block: &str,
+) -> anyhow::Result<String> {
+    let (Some(begin), Some(end)) = (readme.find(begin_marker), readme.find(end_marker)) else {
+        bail!("the README has no generated block (markers {begin_marker} ... {end_marker})");
     };
     if end < begin
-        || readme.matches(README_BEGIN).count() != 1
-        || readme.matches(README_END).count() != 1
+        || readme.matches(begin_marker).count() != 1
+        || readme.matches(end_marker).count() != 1
     {
-        bail!("the README's benchmark markers are out of order or repeated");
+        bail!("the README's generated-block markers are out of order or repeated");
     }
-    let head = &readme[..begin + README_BEGIN.len()];
+    let head = &readme[..begin + begin_marker.len()];
     let tail = &readme[end..];
     Ok(format!("{head}\n{}\n{tail}", block.trim_end()))
 }

@@ -213,8 +213,29 @@ pub fn cpu_ticks(pid: &str) -> anyhow::Result<u64> {
     Ok(field(11)? + field(12)?)
 }
 
+/// Busy CPU time of the whole machine (every CPU, every process), in ticks:
+/// the first line of `/proc/stat` less idle and iowait.
+pub fn machine_busy_ticks() -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().context("bad /proc/stat field"))
+        .collect::<anyhow::Result<_>>()?;
+    // user nice system idle iowait irq softirq steal (guest time is in user).
+    let field = |i: usize| values.get(i).copied().unwrap_or(0);
+    Ok(field(0) + field(1) + field(2) + field(5) + field(6) + field(7))
+}
+
 /// A `Vm*` line of `/proc/<pid>/status`, in KiB.
 pub fn status_kib(pid: &str, key: &str) -> anyhow::Result<u64> {
+    status_count(pid, key)
+}
+
+/// The number of a line of `/proc/<pid>/status` (`Threads`, or a `Vm*` size
+/// in KiB).
+pub fn status_count(pid: &str, key: &str) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .with_context(|| format!("reading /proc/{pid}/status"))?;
     status
@@ -231,8 +252,10 @@ mod tests {
     #[test]
     fn reads_this_process() {
         assert!(cpu_ticks("self").is_ok());
+        assert!(machine_busy_ticks().unwrap() > 0);
         assert!(status_kib("self", "VmRSS").unwrap() > 0);
         assert!(status_kib("self", "VmHWM").unwrap() > 0);
         assert!(status_kib("self", "NoSuchKey").is_err());
+        assert!(status_count("self", "Threads").unwrap() >= 1);
     }
 }

@@ -206,6 +206,7 @@ contract_tests!(
     rotation_is_single_use_and_stops_at_revocation,
     rotation_stops_at_expiry,
     concurrent_rotations_of_one_token_have_one_winner,
+    a_wave_of_rotations_decides_each_as_if_alone,
     add_token_only_extends_active_sessions,
     revoke_touches_only_the_owners_active_session,
     revoke_all_spares_the_exception_and_other_users,
@@ -661,6 +662,128 @@ async fn rotation_stops_at_expiry(db: &Database) {
         .unwrap();
     assert_eq!(record.rotated_at, None);
     assert_eq!(stored, session);
+}
+
+/// Many rotations at once (on SQLite they share a transaction): each gets
+/// the outcome it would get alone, and only the winners leave a trace.
+async fn a_wave_of_rotations_decides_each_as_if_alone(db: &Database) {
+    let user = new_user(db).await;
+    let opened = now();
+    let mut live = Vec::new();
+    let mut revoked = Vec::new();
+    for index in 0..24 {
+        let (session, first) = new_session(db, user.id, opened).await;
+        if index % 6 == 0 {
+            let at = opened + Duration::seconds(1);
+            assert!(
+                db.sessions()
+                    .revoke(
+                        user.id,
+                        session.id,
+                        at,
+                        RevokeReason::Logout,
+                        &event(AuthEventKind::SessionRevoked, at)
+                    )
+                    .await
+                    .unwrap()
+            );
+            revoked.push((session, first));
+        } else {
+            live.push((session, first));
+        }
+    }
+    let used = opened + Duration::minutes(1);
+    let idle = used + Duration::days(7);
+
+    // Every live token presented three times, every revoked one once.
+    let mut attempts = JoinSet::new();
+    for (copy, (session, first)) in live
+        .iter()
+        .flat_map(|pair| std::iter::repeat_n(pair, 3))
+        .chain(revoked.iter())
+        .enumerate()
+    {
+        let sessions = db.sessions();
+        let (session, first) = (session.clone(), first.clone());
+        attempts.spawn(async move {
+            let next = token();
+            let event = refreshed(&session, used);
+            let outcome = sessions
+                .rotate(session.id, &first, &next, used, idle, &event)
+                .await
+                .expect("no storage error");
+            (copy, session.id, outcome, next, event)
+        });
+    }
+    let results = attempts.join_all().await;
+
+    let mut winning_events = Vec::new();
+    for (session, first) in &live {
+        let mine: Vec<_> = results.iter().filter(|r| r.1 == session.id).collect();
+        assert_eq!(mine.len(), 3);
+        let winners: Vec<_> = mine
+            .iter()
+            .filter(|r| r.2 == RotateOutcome::Rotated)
+            .collect();
+        assert_eq!(winners.len(), 1, "one winner per token");
+        for result in &mine {
+            let stored = db
+                .sessions()
+                .find_by_refresh_token(&result.3)
+                .await
+                .unwrap();
+            if result.2 == RotateOutcome::Rotated {
+                let (record, stored) = stored.expect("the winner's token is stored");
+                assert_eq!(record.rotated_at, None);
+                assert_eq!((stored.last_used_at, stored.idle_expires_at), (used, idle));
+            } else {
+                assert_eq!(result.2, RotateOutcome::AlreadyRotated);
+                assert!(stored.is_none(), "a loser's token is not stored");
+            }
+        }
+        let (old, _) = db
+            .sessions()
+            .find_by_refresh_token(first)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.rotated_at, Some(used));
+        winning_events.push(winners[0].4.clone());
+    }
+    for (session, first) in &revoked {
+        let result = results.iter().find(|r| r.1 == session.id).unwrap();
+        assert_eq!(result.2, RotateOutcome::SessionInactive);
+        assert!(
+            db.sessions()
+                .find_by_refresh_token(&result.3)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let (old, stored) = db
+            .sessions()
+            .find_by_refresh_token(first)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(old.rotated_at, None);
+        assert_eq!(stored.last_used_at, session.last_used_at);
+    }
+
+    let stored = db
+        .events()
+        .query(&EventQuery {
+            kinds: vec![AuthEventKind::TokenRefreshed],
+            limit: 100,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    let mut stored = ids(&stored);
+    let mut expected = ids(&winning_events);
+    stored.sort();
+    expected.sort();
+    assert_eq!(stored, expected, "exactly the winners' events");
 }
 
 async fn concurrent_rotations_of_one_token_have_one_winner(db: &Database) {

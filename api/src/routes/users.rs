@@ -40,8 +40,16 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
     ) -> Result<MeResponse, MeErrors> {
+        let id = auth.0.user_id.as_uuid();
+        if let Some(profile) = state.profiles.get(&id) {
+            return Ok(MeResponse::Ok(Json(profile)));
+        }
         match state.auth.me(&auth.0).await {
-            Ok(Some(user)) => Ok(MeResponse::Ok(Json(UserBody::from(&user)))),
+            Ok(Some(user)) => {
+                let profile = UserBody::from(&user);
+                state.profiles.insert(id, profile.clone());
+                Ok(MeResponse::Ok(Json(profile)))
+            }
             Ok(None) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -36,7 +36,7 @@ fn bounded(value: Option<&str>, max: usize) -> Option<String> {
     value.map(|v| portcullis_domain::audit::encode_untrusted(v, max))
 }
 
-fn row(event: &AuthEvent) -> auth_event::ActiveModel {
+pub(crate) fn row(event: &AuthEvent) -> auth_event::ActiveModel {
     auth_event::ActiveModel {
         id: Set(event.id),
         occurred_at: Set(to_millis(event.at)),

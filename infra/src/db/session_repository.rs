@@ -5,6 +5,7 @@
 //! re-checks the precondition, so the database decides who wins: on
 //! PostgreSQL the row lock taken by the first `UPDATE sessions` queues
 //! concurrent rotations of one session, on SQLite the write gate does.
+//! On SQLite, rotations go through the batching queue of `rotation.rs`.
 
 use async_trait::async_trait;
 use portcullis_domain::audit::AuthEvent;
@@ -27,6 +28,7 @@ use super::convert::{from_millis, from_millis_opt, to_millis};
 use super::entity::{refresh_token, session};
 use super::error::{corrupt, store_error};
 use super::event_repository::insert_events;
+use super::rotation::Rotation;
 use super::write::Decision;
 
 /// Sessions in `sessions`, refresh-token digests in `refresh_tokens`.
@@ -100,6 +102,17 @@ impl SessionRepository for SeaOrmSessionRepository {
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
     ) -> Result<RotateOutcome, StoreError> {
+        if self.db.is_sqlite() {
+            let rotation = Rotation {
+                session,
+                presented: presented.clone(),
+                next: next.clone(),
+                now,
+                idle_expires_at,
+                event: event.clone(),
+            };
+            return self.db.rotation_queue().rotate(&self.db, rotation).await;
+        }
         let tx = self.db.begin_write().await?;
         let body = async {
             // The session first: its row lock serialises concurrent rotations,
