@@ -200,22 +200,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
         "--probe-interval-ms must be at least 0.1"
     );
 
-    let binary = args.server.clone().unwrap_or_else(default_server);
-    if !binary.is_file() {
-        bail!(
-            "no server binary at {}: build it first with `cargo build --release -p portcullis-api`",
-            binary.display()
-        );
-    }
-    warn_if_stale(&binary);
-
-    let nproc = std::thread::available_parallelism().map_or(1, usize::from);
-    let load_before = load_average();
-    let data = tempfile::Builder::new()
-        .prefix("portcullis-bench-")
-        .tempdir()
-        .context("creating a temporary data directory")?;
-    let data_dir = data.path().join("data");
+    let Setup {
+        binary,
+        nproc,
+        load_before,
+        data,
+        data_dir,
+    } = Setup::new(&args, "portcullis-bench-")?;
 
     let mut bench = Bench {
         args: &args,
@@ -335,6 +326,40 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What every run needs before the server starts.
+struct Setup {
+    binary: PathBuf,
+    nproc: usize,
+    load_before: String,
+    /// Removed when dropped.
+    data: tempfile::TempDir,
+    data_dir: PathBuf,
+}
+
+impl Setup {
+    fn new(args: &Args, prefix: &str) -> anyhow::Result<Self> {
+        let binary = args.server.clone().unwrap_or_else(default_server);
+        if !binary.is_file() {
+            bail!(
+                "no server binary at {}: build it first with `cargo build --release -p portcullis-api`",
+                binary.display()
+            );
+        }
+        warn_if_stale(&binary);
+        let data = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("creating a temporary data directory")?;
+        Ok(Self {
+            binary,
+            nproc: std::thread::available_parallelism().map_or(1, usize::from),
+            load_before: load_average(),
+            data_dir: data.path().join("data"),
+            data,
+        })
+    }
+}
+
 /// The soak: one server, `minutes` of the account-lifecycle load.
 async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -345,21 +370,13 @@ async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
         (1..=600).contains(&args.sample_every),
         "--sample-every must be in 1..=600 seconds"
     );
-    let binary = args.server.clone().unwrap_or_else(default_server);
-    if !binary.is_file() {
-        bail!(
-            "no server binary at {}: build it first with `cargo build --release -p portcullis-api`",
-            binary.display()
-        );
-    }
-    warn_if_stale(&binary);
-    let nproc = std::thread::available_parallelism().map_or(1, usize::from);
-    let load_before = load_average();
-    let data = tempfile::Builder::new()
-        .prefix("portcullis-soak-")
-        .tempdir()
-        .context("creating a temporary data directory")?;
-    let data_dir = data.path().join("data");
+    let Setup {
+        binary,
+        nproc,
+        load_before,
+        data,
+        data_dir,
+    } = Setup::new(args, "portcullis-soak-")?;
     let server = Server::start(&binary, &data_dir).await?;
     println!(
         "portcullis-bench --soak {minutes}: server {} (pid {}) on SQLite in {}; {} connections",

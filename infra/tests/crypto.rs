@@ -1294,8 +1294,16 @@ fn any_json_value() -> impl Strategy<Value = Value> {
     ]
 }
 
+/// 512 cases per property in CI; `PROPTEST_CASES=100000` for a long run.
+fn fuzz_cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|cases| cases.parse().ok())
+        .unwrap_or(512)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(fuzz_cases()))]
 
     #[test]
     fn arbitrary_text_never_verifies(text in "\\PC{0,600}") {

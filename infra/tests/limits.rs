@@ -666,6 +666,113 @@ async fn fallback_failures_lock_locally_when_redis_is_unreachable() {
 }
 
 // ---------------------------------------------------------------------------
+// Redis hangs, then returns
+// ---------------------------------------------------------------------------
+
+/// A TCP proxy in front of Redis that can black-hole traffic: while down it
+/// accepts connections and forwards nothing, so commands hang (the harshest
+/// fault: nothing is refused, nothing answers).
+struct RedisProxy {
+    addr: std::net::SocketAddr,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl RedisProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut watch = watch.clone();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    if *watch.borrow() {
+                        let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                            return;
+                        };
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut server) => return,
+                            _ = watch.wait_for(|up| !*up) => {}
+                        }
+                    }
+                    // Down: hold the connection silently until Redis is back,
+                    // then drop it so the client reconnects.
+                    let _ = watch.wait_for(|up| *up).await;
+                });
+            }
+        });
+        Self { addr, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.send_replace(up);
+    }
+}
+
+/// `host:port` of a `redis://host:port[/db]` URL.
+fn redis_host_port(url: &str) -> String {
+    let rest = url.trim_start_matches("redis://");
+    rest.split('/').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn fallbacks_ride_out_a_hanging_redis_and_use_it_again_when_it_returns() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let proxy = RedisProxy::start(redis_host_port(&url)).await;
+    let via_proxy = connect_redis(&format!("redis://{}", proxy.addr), &prefix).unwrap();
+    let direct = connect_redis(&url, &prefix).unwrap();
+    let instance = FallbackFailures::new(
+        RedisFailureCounter::new(via_proxy),
+        InMemoryFailureCounter::default(),
+    );
+    let other = FallbackFailures::new(
+        RedisFailureCounter::new(direct),
+        InMemoryFailureCounter::default(),
+    );
+    let policy = LockoutPolicy::account_default();
+
+    // Up: one count, seen by both.
+    fail(&instance, "ada@example.com", policy).await.unwrap();
+    assert_eq!(other.state("ada@example.com").await.unwrap().failures, 1);
+
+    // Hanging: the instance still answers (never an error), from memory.
+    proxy.set_up(false);
+    fail_until_locked(&instance, "bob@example.com", policy).await;
+    assert_locked(
+        instance.state("bob@example.com").await.unwrap(),
+        policy.lock_after,
+        900,
+    );
+    assert_eq!(
+        other.state("bob@example.com").await.unwrap(),
+        FailureState::default(),
+        "counted locally while Redis hung"
+    );
+
+    // Back: the instance returns to Redis by itself (after its back-off)
+    // and sees what another instance stored there.
+    proxy.set_up(true);
+    fail_until_locked(&other, "carol@example.com", policy).await;
+    let give_up = std::time::Instant::now() + StdDuration::from_secs(60);
+    loop {
+        let state = instance.state("carol@example.com").await.unwrap();
+        if state.locked_for_secs.is_some() {
+            assert_eq!(state.failures, policy.lock_after);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the instance never went back to Redis"
+        );
+        tokio::time::sleep(StdDuration::from_millis(250)).await;
+    }
+    forget(&prefix).await;
+}
+
+// ---------------------------------------------------------------------------
 // Background audit writer
 // ---------------------------------------------------------------------------
 
