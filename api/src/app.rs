@@ -63,18 +63,7 @@ pub struct AppState {
     pub keys: SigningKeys,
     pub db: Database,
     pub metrics: Arc<Metrics>,
-    /// Profiles served by `GET /api/v1/users/me`, by user id.
-    pub profiles: ProfileCache,
 }
-
-/// Every field of a profile (id, email, creation time) is fixed for the
-/// life of the account: no operation changes it, so a cached profile is
-/// never stale, and a caller whose sessions are gone is refused before it
-/// is read. Bounded; an evicted profile is read from the database again.
-pub type ProfileCache = quick_cache::sync::Cache<uuid::Uuid, crate::routes::UserBody>;
-
-/// Profiles kept at most (about 100 bytes each).
-const PROFILE_CACHE_CAPACITY: usize = 10_000;
 
 type AllApis = (
     AuthApi,
@@ -323,7 +312,6 @@ impl Application {
             keys,
             db,
             metrics,
-            profiles: ProfileCache::new(PROFILE_CACHE_CAPACITY),
         });
 
         let acceptor = TcpListener::bind(settings.bind.to_string())

@@ -18,7 +18,7 @@ use crate::session::{
     Session, SessionId, SessionOpening, SessionPolicy, SessionRepository,
 };
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
-use crate::user::{Email, InsertUserError, User, UserId, UserRepository};
+use crate::user::{Email, InsertUserError, Profile, User, UserId, UserRepository};
 
 /// Infrastructure failures as every use case reports them.
 #[derive(Debug, thiserror::Error)]
@@ -142,7 +142,7 @@ pub struct TokenPair {
     pub refresh_token: RefreshToken,
     pub refresh_expires_at: OffsetDateTime,
     pub session_id: SessionId,
-    pub user: User,
+    pub user: Profile,
     pub issued_at: OffsetDateTime,
 }
 
@@ -290,7 +290,7 @@ impl AuthService {
             Err(InsertUserError::EmailTaken) => return Err(SignUpError::EmailTaken),
             Err(InsertUserError::Store(error)) => return Err(Failure::from(error).into()),
         }
-        Ok(self.pair_for(user, &session, refresh, now)?)
+        Ok(self.pair_for(user.profile(), &session, refresh, now)?)
     }
 
     /// Verifies credentials and opens a session.
@@ -627,7 +627,7 @@ impl AuthService {
         let user = self
             .ports
             .users
-            .find_by_id(session.user_id)
+            .find_profile(session.user_id)
             .await
             .map_err(Failure::from)?
             .ok_or(RefreshError::InvalidGrant)?;
@@ -789,8 +789,8 @@ impl AuthService {
     ///
     /// # Errors
     /// `None` when the user no longer exists; a `Failure` on storage errors.
-    pub async fn me(&self, caller: &Principal) -> Result<Option<User>, Failure> {
-        Ok(self.ports.users.find_by_id(caller.user_id).await?)
+    pub async fn me(&self, caller: &Principal) -> Result<Option<Profile>, Failure> {
+        Ok(self.ports.users.find_profile(caller.user_id).await?)
     }
 
     /// The caller's active sessions, newest first.
@@ -890,12 +890,12 @@ impl AuthService {
             })
             .await?;
         self.ports.audit.committed(&event);
-        self.pair_for(user, &session, refresh, now)
+        self.pair_for(user.profile(), &session, refresh, now)
     }
 
     fn pair_for(
         &self,
-        user: User,
+        user: Profile,
         session: &Session,
         refresh_token: RefreshToken,
         now: OffsetDateTime,

@@ -152,6 +152,27 @@ pub struct User {
     pub updated_at: OffsetDateTime,
 }
 
+impl User {
+    /// What may be shown of the account.
+    pub fn profile(&self) -> Profile {
+        Profile {
+            id: self.id,
+            email: self.email.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// The public face of an account. None of its fields ever changes after
+/// sign-up, so an adapter may keep profiles in memory without ever serving a
+/// stale one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub id: UserId,
+    pub email: Email,
+    pub created_at: OffsetDateTime,
+}
+
 /// Why a user could not be inserted.
 #[derive(Debug, thiserror::Error)]
 pub enum InsertUserError {
@@ -179,6 +200,12 @@ pub trait UserRepository: Send + Sync + 'static {
 
     /// The user with this id, if any.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// The profile of the user with this id, if any. Profiles never change
+    /// (see [`Profile`]): an adapter may answer from memory.
+    async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
+        Ok(self.find_by_id(id).await?.map(|user| user.profile()))
+    }
 
     /// Replaces the password hash (used to upgrade outdated parameters).
     async fn update_password_hash(

@@ -202,6 +202,7 @@ contract_tests!(
     concurrent_signups_with_one_email_yield_one_account,
     users_are_found_by_email_and_id,
     password_hash_is_updated,
+    profiles_are_found_and_unaffected_by_password_changes,
     session_is_created_and_found_by_refresh_token,
     rotation_is_single_use_and_stops_at_revocation,
     rotation_stops_at_expiry,
@@ -497,6 +498,27 @@ async fn password_hash_is_updated(db: &Database) {
     assert_eq!(stored.password_hash, upgraded);
     assert_eq!(stored.updated_at, later);
     assert_eq!(stored.created_at, user.created_at);
+}
+
+async fn profiles_are_found_and_unaffected_by_password_changes(db: &Database) {
+    let users = db.users();
+    let user = new_user(db).await;
+    assert_eq!(users.find_profile(UserId::new()).await.unwrap(), None);
+
+    let profile = users.find_profile(user.id).await.unwrap().unwrap();
+    assert_eq!(profile, user.profile());
+    // A second repository over the same database reads it from storage.
+    assert_eq!(
+        db.users().find_profile(user.id).await.unwrap(),
+        Some(user.profile())
+    );
+
+    let upgraded = PasswordHash::new("$argon2id$v=19$m=65536,t=3,p=1$bmV3$bmV3aGFzaA".to_owned());
+    users
+        .update_password_hash(user.id, &upgraded, user.updated_at + Duration::seconds(5))
+        .await
+        .unwrap();
+    assert_eq!(users.find_profile(user.id).await.unwrap(), Some(profile));
 }
 
 // ---------------------------------------------------------------------------

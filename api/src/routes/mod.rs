@@ -13,7 +13,7 @@ use poem_openapi::{Object, Tags};
 use portcullis_domain::audit::RequestContext;
 use portcullis_domain::auth::{Failure, TokenPair};
 use portcullis_domain::session::ClientInfo;
-use portcullis_domain::user::User;
+use portcullis_domain::user::Profile;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -59,8 +59,8 @@ impl UserBody {
     }
 }
 
-impl From<&User> for UserBody {
-    fn from(user: &User) -> Self {
+impl From<&Profile> for UserBody {
+    fn from(user: &Profile) -> Self {
         Self {
             id: user.id.as_uuid(),
             email: user.email.as_str().to_owned(),

@@ -40,16 +40,8 @@ impl UsersApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
     ) -> Result<MeResponse, MeErrors> {
-        let id = auth.0.user_id.as_uuid();
-        if let Some(profile) = state.profiles.get(&id) {
-            return Ok(MeResponse::Ok(Json(profile)));
-        }
         match state.auth.me(&auth.0).await {
-            Ok(Some(user)) => {
-                let profile = UserBody::from(&user);
-                state.profiles.insert(id, profile.clone());
-                Ok(MeResponse::Ok(Json(profile)))
-            }
+            Ok(Some(profile)) => Ok(MeResponse::Ok(Json(UserBody::from(&profile)))),
             Ok(None) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",

@@ -1,10 +1,13 @@
 //! `UserRepository` over sea-orm.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use portcullis_domain::error::StoreError;
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::SessionOpening;
-use portcullis_domain::user::{Email, InsertUserError, User, UserId, UserRepository};
+use portcullis_domain::user::{Email, InsertUserError, Profile, User, UserId, UserRepository};
+use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
@@ -16,15 +19,26 @@ use super::error::{is_unique_violation_on, store_error};
 use super::session_repository::insert_opening;
 use super::write::Decision;
 
-/// Users in the `users` table.
+/// Users in the `users` table. Clones share one cache of profiles.
 #[derive(Clone)]
 pub struct SeaOrmUserRepository {
     db: Database,
+    /// Profiles never change (id, email and creation time are fixed at
+    /// sign-up), so a cached one is never stale: `/users/me` and every
+    /// refresh read it without a database round trip. Bounded; an evicted
+    /// profile is read again. Users are never deleted through the service.
+    profiles: Arc<Cache<UserId, Profile>>,
 }
 
 impl SeaOrmUserRepository {
+    /// Profiles kept at most (about 150 bytes each).
+    pub const PROFILE_CACHE_CAPACITY: usize = 10_000;
+
     pub(crate) fn new(db: Database) -> Self {
-        Self { db }
+        Self {
+            db,
+            profiles: Arc::new(Cache::new(Self::PROFILE_CACHE_CAPACITY)),
+        }
     }
 }
 
@@ -82,6 +96,17 @@ impl UserRepository for SeaOrmUserRepository {
             .map_err(store_error)?
             .map(to_domain)
             .transpose()
+    }
+
+    async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
+        if let Some(profile) = self.profiles.get(&id) {
+            return Ok(Some(profile));
+        }
+        let profile = self.find_by_id(id).await?.map(|user| user.profile());
+        if let Some(profile) = &profile {
+            self.profiles.insert(id, profile.clone());
+        }
+        Ok(profile)
     }
 
     async fn update_password_hash(
