@@ -269,6 +269,7 @@ impl Application {
             Arc::new(move || dropped.dropped()),
         ));
         let sampler = spawn_session_sampler(db.sessions(), clock.clone(), metrics.clone());
+        let purger = spawn_session_purger(db.sessions(), clock.clone(), settings.session_retention);
         let LimitStores {
             limiter,
             failures,
@@ -328,7 +329,7 @@ impl Application {
             acceptor,
             local_addr,
             endpoint: routes(state, ClientIpPolicy::new(settings.trusted_proxies.clone())).boxed(),
-            background: vec![feed.spawn(), pruner, sampler],
+            background: vec![feed.spawn(), pruner, sampler, purger],
             audit,
             shutdown_timeout: settings.shutdown_timeout,
         })
@@ -372,6 +373,46 @@ fn spawn_session_sampler(
                     .active_sessions
                     .store(count, std::sync::atomic::Ordering::Relaxed),
                 Err(error) => tracing::debug!(error = %error, "sampling active sessions failed"),
+            }
+        }
+    })
+}
+
+/// Sessions deleted per statement by the retention task.
+const PURGE_BATCH: u64 = 1_000;
+
+/// Deletes, every hour, the sessions that ended more than `retention` ago
+/// (with their refresh tokens; audit events stay).
+fn spawn_session_purger(
+    sessions: portcullis_infra::db::SeaOrmSessionRepository,
+    clock: Arc<dyn Clock>,
+    retention: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(Duration::from_secs(3_600));
+        loop {
+            ticker.tick().await;
+            let before = clock.now() - to_time(retention);
+            let mut purged = 0;
+            loop {
+                match sessions.purge_ended(before, PURGE_BATCH).await {
+                    Ok(count) => {
+                        purged += count;
+                        if count < PURGE_BATCH {
+                            break;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = %error, "purging ended sessions failed; retrying in an hour");
+                        break;
+                    }
+                }
+            }
+            if purged > 0 {
+                tracing::info!(
+                    purged,
+                    "purged sessions that ended before the retention period"
+                );
             }
         }
     })

@@ -59,6 +59,9 @@ pub struct Settings {
     pub jwt_audience: String,
     /// `PORTCULLIS_ACCESS_TOKEN_TTL_SECS` (default 900).
     pub access_token_ttl: Duration,
+    /// `PORTCULLIS_SESSION_RETENTION_DAYS` (default 30): ended sessions are
+    /// deleted this long after they end.
+    pub session_retention: Duration,
     /// `PORTCULLIS_SESSION_IDLE_TTL_SECS` (default 7 days).
     pub session_idle_ttl: Duration,
     /// `PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS` (default 30 days).
@@ -325,6 +328,13 @@ impl Settings {
         } else {
             10
         };
+        let retention_days: u64 = parse(source, "PORTCULLIS_SESSION_RETENTION_DAYS", 30)?;
+        if !(1..=36_500).contains(&retention_days) {
+            return Err(SettingsError {
+                var: "PORTCULLIS_SESSION_RETENTION_DAYS",
+                reason: "must be between 1 and 36500".to_owned(),
+            });
+        }
         let settings = Self {
             bind: parse(
                 source,
@@ -342,6 +352,7 @@ impl Settings {
             )?,
             access_token_ttl: secs(source, "PORTCULLIS_ACCESS_TOKEN_TTL_SECS", 900, 1)?,
             session_idle_ttl: secs(source, "PORTCULLIS_SESSION_IDLE_TTL_SECS", 7 * 86_400, 1)?,
+            session_retention: Duration::from_secs(86_400 * retention_days),
             session_absolute_ttl: secs(
                 source,
                 "PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS",
@@ -464,6 +475,29 @@ mod tests {
         assert_eq!(err.var, "PORTCULLIS_RATE_LIMIT");
         let err = Settings::from_source(&[("PORTCULLIS_LOCKOUT_LOCK_AFTER", "500")]).unwrap_err();
         assert_eq!(err.var, "PORTCULLIS_LOCKOUT_LOCK_AFTER");
+        for days in ["0", "36501", "-1", "soon"] {
+            let err =
+                Settings::from_source(&[("PORTCULLIS_SESSION_RETENTION_DAYS", days)]).unwrap_err();
+            assert_eq!(err.var, "PORTCULLIS_SESSION_RETENTION_DAYS");
+        }
+    }
+
+    #[test]
+    fn the_pool_and_retention_have_backend_aware_defaults() {
+        let sqlite = Settings::from_source(&[]).unwrap();
+        assert_eq!(sqlite.db_max_connections, 4);
+        assert_eq!(sqlite.session_retention, Duration::from_secs(30 * 86_400));
+        let postgres =
+            Settings::from_source(&[("DATABASE_URL", "postgres://u@127.0.0.1/db")]).unwrap();
+        assert_eq!(postgres.db_max_connections, 10);
+        let set = Settings::from_source(&[
+            ("DATABASE_URL", "postgres://u@127.0.0.1/db"),
+            ("PORTCULLIS_DB_MAX_CONNECTIONS", "3"),
+            ("PORTCULLIS_SESSION_RETENTION_DAYS", "7"),
+        ])
+        .unwrap();
+        assert_eq!(set.db_max_connections, 3);
+        assert_eq!(set.session_retention, Duration::from_secs(7 * 86_400));
     }
 
     #[test]

@@ -212,6 +212,7 @@ contract_tests!(
     revoke_touches_only_the_owners_active_session,
     revoke_all_spares_the_exception_and_other_users,
     list_active_excludes_revoked_and_expired_newest_first,
+    purge_deletes_only_sessions_that_ended_before_the_cutoff,
     revoked_since_reports_revocations_from_that_instant,
     tasks_are_scoped_to_their_owner,
     tasks_page_newest_first_with_a_cursor,
@@ -1058,6 +1059,84 @@ async fn revoke_all_spares_the_exception_and_other_users(db: &Database) {
             .unwrap()
             .is_empty()
     );
+}
+
+async fn purge_deletes_only_sessions_that_ended_before_the_cutoff(db: &Database) {
+    let sessions = db.sessions();
+    let user = new_user(db).await;
+    let long_ago = now() - Duration::days(90);
+    // Opened 90 days ago: idle- and absolute-expired 60+ days ago.
+    let (expired, expired_token) = new_session(db, user.id, long_ago).await;
+    // Revoked 40 days ago, opened just before.
+    let (revoked, revoked_token) = new_session(db, user.id, now() - Duration::days(41)).await;
+    let revoked_at = now() - Duration::days(40);
+    assert!(
+        sessions
+            .revoke(
+                user.id,
+                revoked.id,
+                revoked_at,
+                RevokeReason::Logout,
+                &event(AuthEventKind::SessionRevoked, revoked_at)
+            )
+            .await
+            .unwrap()
+    );
+    // Revoked yesterday: ended, but within the retention period.
+    let (recent, recent_token) = new_session(db, user.id, now() - Duration::days(2)).await;
+    let yesterday = now() - Duration::days(1);
+    assert!(
+        sessions
+            .revoke(
+                user.id,
+                recent.id,
+                yesterday,
+                RevokeReason::Logout,
+                &event(AuthEventKind::SessionRevoked, yesterday)
+            )
+            .await
+            .unwrap()
+    );
+    let (active, active_token) = new_session(db, user.id, now()).await;
+
+    let cutoff = now() - Duration::days(30);
+    // One at a time: the limit holds.
+    assert_eq!(sessions.purge_ended(cutoff, 1).await.unwrap(), 1);
+    assert_eq!(sessions.purge_ended(cutoff, 100).await.unwrap(), 1);
+    assert_eq!(sessions.purge_ended(cutoff, 100).await.unwrap(), 0);
+
+    for gone in [&expired_token, &revoked_token] {
+        assert!(
+            sessions
+                .find_by_refresh_token(gone)
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    assert_eq!(sessions.find(user.id, expired.id).await.unwrap(), None);
+    assert_eq!(sessions.find(user.id, revoked.id).await.unwrap(), None);
+    for kept in [&recent_token, &active_token] {
+        assert!(
+            sessions
+                .find_by_refresh_token(kept)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(sessions.find(user.id, active.id).await.unwrap().is_some());
+    // Their events stay.
+    let revocations = db
+        .events()
+        .query(&EventQuery {
+            kinds: vec![AuthEventKind::SessionRevoked],
+            limit: 10,
+            ..EventQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(revocations.len(), 2);
 }
 
 async fn list_active_excludes_revoked_and_expired_newest_first(db: &Database) {

@@ -18,8 +18,8 @@ use portcullis_domain::user::UserId;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use time::OffsetDateTime;
 
@@ -56,6 +56,47 @@ impl SeaOrmSessionRepository {
             .count(self.db.bounded())
             .await
             .map_err(store_error)
+    }
+
+    /// Deletes up to `limit` sessions that ended (revoked, idle-expired or
+    /// past their absolute expiry) before `ended_before`, with their refresh
+    /// tokens (by the foreign key's cascade); how many went. Their audit
+    /// events stay. A refresh token of a deleted session is simply unknown:
+    /// the same `invalid_grant` as before.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn purge_ended(
+        &self,
+        ended_before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let before = to_millis(ended_before);
+        let ended = Condition::any()
+            .add(session::Column::RevokedAt.lt(before))
+            .add(session::Column::IdleExpiresAt.lt(before))
+            .add(session::Column::AbsoluteExpiresAt.lt(before));
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            let ids: Vec<Uuid> = session::Entity::find()
+                .select_only()
+                .column(session::Column::Id)
+                .filter(ended)
+                .limit(limit)
+                .into_tuple()
+                .all(tx.txn())
+                .await?;
+            if ids.is_empty() {
+                return Ok(Decision::Rollback(0));
+            }
+            let deleted = session::Entity::delete_many()
+                .filter(session::Column::Id.is_in(ids))
+                .exec(tx.txn())
+                .await?;
+            Ok(Decision::Commit(deleted.rows_affected))
+        }
+        .await;
+        tx.settle(body).await
     }
 }
 
