@@ -661,6 +661,11 @@ async fn postgres_faults_give_503_and_the_service_recovers_by_itself() {
     let get = |path: &str| client.get(service.url(path)).send();
     let get_auth = |path: &str| client.get(service.url(path)).bearer_auth(&access).send();
     assert_eq!(get("/health/ready").await.unwrap().status(), StatusCode::OK);
+    // Read once, the profile is kept in memory (it never changes).
+    assert_eq!(
+        get_auth("/api/v1/users/me").await.unwrap().status(),
+        StatusCode::OK
+    );
 
     for fault in [Fault::Down, Fault::Hang, Fault::Stall] {
         match fault {
@@ -679,13 +684,16 @@ async fn postgres_faults_give_503_and_the_service_recovers_by_itself() {
         .await;
         assert_unavailable(&format!("{fault:?}: login"), login().await).await;
         assert_unavailable(
-            &format!("{fault:?}: /users/me"),
-            get_auth("/api/v1/users/me").await,
+            &format!("{fault:?}: /sessions"),
+            get_auth("/api/v1/sessions").await,
         )
         .await;
-        // Checking a token needs no database; neither does liveness.
+        // Checking a token needs no database; neither does liveness, nor a
+        // profile already read.
         let verify = get_auth("/api/v1/auth/verify").await.unwrap();
         assert_eq!(verify.status(), StatusCode::OK, "{fault:?}: verify");
+        let me = get_auth("/api/v1/users/me").await.unwrap();
+        assert_eq!(me.status(), StatusCode::OK, "{fault:?}: /users/me");
         assert_eq!(
             get("/health/live").await.unwrap().status(),
             StatusCode::OK,
@@ -706,11 +714,11 @@ async fn postgres_faults_give_503_and_the_service_recovers_by_itself() {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let me = get_auth("/api/v1/users/me").await.unwrap();
+        let sessions = get_auth("/api/v1/sessions").await.unwrap();
         assert_eq!(
-            me.status(),
+            sessions.status(),
             StatusCode::OK,
-            "{fault:?}: /users/me after recovery"
+            "{fault:?}: /sessions after recovery"
         );
     }
     drop(service);
