@@ -177,6 +177,10 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
     };
     wait_ready(&lb.base).await;
 
+    // Client addresses of this run only: Redis keeps budgets for minutes,
+    // and other tests (or an earlier run) share it.
+    let net = run_network();
+    let net = net.as_str();
     // The mixed workload: every user has its own client address.
     let backends_seen = std::sync::Mutex::new(HashMap::<String, usize>::new());
     let users = futures::future::join_all((0..9).map(|i| {
@@ -184,7 +188,7 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
         let seen = &backends_seen;
         async move {
             use reqwest::Method;
-            let ip = format!("198.51.100.{}", 10 + i);
+            let ip = format!("{net}::{:x}", 10 + i);
             let email = format!("fleet-{i}-{}@example.com", uuid::Uuid::new_v4().simple());
             let note = |backend: String| *seen.lock().unwrap().entry(backend).or_default() += 1;
             let (status, backend, _) = lb
@@ -293,7 +297,8 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
     }
 
     // Rate limits are global: a burst of 3 sign-ups per client across all three instances.
-    let ip = "203.0.113.200";
+    let ip = format!("{net}::c8");
+    let ip = ip.as_str();
     let mut created = 0;
     let mut limited = 0;
     for n in 0..6 {
@@ -330,4 +335,10 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
     let _ = admin
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
         .await;
+}
+
+/// A documentation-range IPv6 /64 (`2001:db8::/32`) no other run uses.
+fn run_network() -> String {
+    let id = uuid::Uuid::new_v4().as_u128();
+    format!("2001:db8:{:x}:{:x}", (id >> 16) as u16, id as u16)
 }

@@ -344,7 +344,9 @@ async fn two_instances_sharing_redis_share_lockouts_and_budgets() {
     let redis = std::env::var("PORTCULLIS_TEST_REDIS_URL")
         .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     // A fresh namespace per run: a random client address behind a trusted proxy.
-    let ip = format!("198.51.100.{}", 1 + (uuid::Uuid::new_v4().as_u128() % 250));
+    // (IPv6: enough room that no other run or test shares its budget.)
+    let id = uuid::Uuid::new_v4().as_u128();
+    let ip = format!("2001:db8:{:x}:{:x}::1", (id >> 16) as u16, id as u16);
     let mut env = lockout_env();
     env.push(("REDIS_URL", redis));
     env.push(("PORTCULLIS_TRUSTED_PROXIES", "127.0.0.1/32".to_owned()));
