@@ -40,6 +40,8 @@ use crate::server::Server;
 const PASSWORD: &str = "quiet meadow lantern 8472 river";
 /// The server restarts timed on the existing database.
 const RESTARTS: usize = 3;
+/// How long the hash rate is measured again before each hashing workload.
+const NEIGHBOUR_BASELINE: Duration = Duration::from_secs(5);
 /// Let the server settle before idle memory is read.
 const SETTLE: Duration = Duration::from_secs(1);
 
@@ -221,6 +223,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut baselines = Baselines {
         argon2_threads: nproc,
         argon2_hashes_per_s: None,
+        argon2_before: Vec::new(),
     };
     let mut startup = Startup::default();
 
@@ -249,6 +252,15 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 println!("  {rate:.1} hashes/s on {nproc} threads");
                 baselines.argon2_hashes_per_s = Some(rate);
             } else {
+                if matches!(workload, "signup" | "login") {
+                    let window = bench.window.min(NEIGHBOUR_BASELINE);
+                    let rate = tokio::task::spawn_blocking(move || {
+                        hash::rate(nproc, Duration::from_secs(1), window)
+                    })
+                    .await??;
+                    println!("  argon2id just before: {rate:.1} hashes/s");
+                    baselines.argon2_before.push((workload.to_owned(), rate));
+                }
                 bench.workload(&mut server, workload).await?;
             }
             server.check_alive()?;
@@ -743,9 +755,17 @@ fn targets(rows: &[Row], baselines: &Baselines, startup: &Startup) -> Vec<Target
 
     let hashes = baselines.argon2_hashes_per_s;
     for name in ["signup", "login"] {
+        let neighbour = baselines
+            .argon2_before
+            .iter()
+            .find(|(workload, _)| workload == name)
+            .map(|(_, rate)| *rate)
+            .or(hashes);
         push(
-            &format!("{name} throughput >= 90% of the raw argon2id rate on the same cores"),
-            row(name).zip(hashes).map(|(row, hashes)| {
+            &format!(
+                "{name} throughput >= 90% of the raw argon2id rate on the same cores (measured just before)"
+            ),
+            row(name).zip(neighbour).map(|(row, hashes)| {
                 let ratio = row.req_per_s / hashes;
                 (
                     format!(

@@ -87,6 +87,10 @@ pub struct Settings {
 pub struct Baselines {
     pub argon2_threads: usize,
     pub argon2_hashes_per_s: Option<f64>,
+    /// The hash rate measured again just before each hashing workload: on a
+    /// shared VM the rate drifts by 20% or more within a minute, so each
+    /// ratio compares with its neighbour.
+    pub argon2_before: Vec<(String, f64)>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -225,6 +229,19 @@ impl Report {
             opt(self.baselines.argon2_hashes_per_s, 1),
             self.baselines.argon2_threads
         );
+        if !self.baselines.argon2_before.is_empty() {
+            let again: Vec<String> = self
+                .baselines
+                .argon2_before
+                .iter()
+                .map(|(workload, rate)| format!("{rate:.1} before {workload}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "argon2id measured again just before the hashing workloads (5 s each): {} hashes/s",
+                again.join(", ")
+            );
+        }
         let startup = &self.startup;
         let restarts: Vec<String> = startup
             .start_to_ready_ms
