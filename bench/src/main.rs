@@ -320,21 +320,31 @@ async fn run(args: Args) -> anyhow::Result<()> {
         rows: bench.rows,
     };
     println!("\n{}", report.text());
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| workspace_root().join("bench").join("results"));
+    let out = out_dir(&args);
     report.write(&out)?;
     println!("wrote {}/latest.json and latest.md", out.display());
     if args.update_readme {
-        let path = workspace_root().join("README.md");
-        let readme = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let updated = report::splice_readme(&readme, &report.markdown())?;
-        std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
-        println!("updated the Performance section of {}", path.display());
+        update_readme(report::README_BEGIN, report::README_END, &report.markdown())?;
     }
     drop(data);
+    Ok(())
+}
+
+/// Where results go: `--out`, or `bench/results` of this workspace.
+fn out_dir(args: &Args) -> PathBuf {
+    args.out
+        .clone()
+        .unwrap_or_else(|| workspace_root().join("bench").join("results"))
+}
+
+/// Replaces the README's generated block between `begin` and `end`.
+fn update_readme(begin: &str, end: &str, block: &str) -> anyhow::Result<()> {
+    let path = workspace_root().join("README.md");
+    let readme =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let updated = report::splice_between(&readme, begin, end, block)?;
+    std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
+    println!("updated the generated block of {}", path.display());
     Ok(())
 }
 
@@ -434,24 +444,11 @@ async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
         samples,
     };
     println!("\n{}", report.markdown());
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| workspace_root().join("bench").join("results"));
+    let out = out_dir(args);
     report.write(&out)?;
     println!("wrote {}/soak.json and soak.md", out.display());
     if args.update_readme {
-        let path = workspace_root().join("README.md");
-        let readme = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let updated = report::splice_between(
-            &readme,
-            soak::README_BEGIN,
-            soak::README_END,
-            &report.markdown(),
-        )?;
-        std::fs::write(&path, updated).with_context(|| format!("writing {}", path.display()))?;
-        println!("updated the soak block of {}", path.display());
+        update_readme(soak::README_BEGIN, soak::README_END, &report.markdown())?;
     }
     drop(data);
     Ok(())

@@ -343,12 +343,6 @@ impl Report {
     }
 }
 
-/// `readme` with the generated block between the markers replaced by
-/// `block`. The markers must be there, once each, in order.
-pub fn splice_readme(readme: &str, block: &str) -> anyhow::Result<String> {
-    splice_between(readme, README_BEGIN, README_END, block)
-}
-
 /// `readme` with the text between the markers `begin_marker` and
 /// `end_marker` replaced by `block`.
 pub fn splice_between(
@@ -380,16 +374,19 @@ mod tests {
         let readme = format!(
             "# T\n\n## Performance\n\nintro\n\n{README_BEGIN}\nold\n{README_END}\n\n## Next\n"
         );
-        let spliced = splice_readme(&readme, "new table\n").unwrap();
+        let spliced = splice_between(&readme, README_BEGIN, README_END, "new table\n").unwrap();
         assert_eq!(
             spliced,
             format!(
                 "# T\n\n## Performance\n\nintro\n\n{README_BEGIN}\nnew table\n{README_END}\n\n## Next\n"
             )
         );
-        assert_eq!(splice_readme(&spliced, "new table").unwrap(), spliced);
-        assert!(splice_readme("# T\n", "x").is_err());
+        assert_eq!(
+            splice_between(&spliced, README_BEGIN, README_END, "new table").unwrap(),
+            spliced
+        );
+        assert!(splice_between("# T\n", README_BEGIN, README_END, "x").is_err());
         let reversed = format!("{README_END}\n{README_BEGIN}\n");
-        assert!(splice_readme(&reversed, "x").is_err());
+        assert!(splice_between(&reversed, README_BEGIN, README_END, "x").is_err());
     }
 }
