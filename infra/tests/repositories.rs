@@ -208,6 +208,7 @@ contract_tests!(
     rotation_stops_at_expiry,
     concurrent_rotations_of_one_token_have_one_winner,
     a_wave_of_rotations_decides_each_as_if_alone,
+    a_wave_of_lookups_finds_each_token_or_none,
     add_token_only_extends_active_sessions,
     revoke_touches_only_the_owners_active_session,
     revoke_all_spares_the_exception_and_other_users,
@@ -807,6 +808,42 @@ async fn a_wave_of_rotations_decides_each_as_if_alone(db: &Database) {
     stored.sort();
     expected.sort();
     assert_eq!(stored, expected, "exactly the winners' events");
+}
+
+/// Many lookups at once (on SQLite they share a query): each finds its own
+/// token and session, or nothing.
+async fn a_wave_of_lookups_finds_each_token_or_none(db: &Database) {
+    let user = new_user(db).await;
+    let mut known = Vec::new();
+    for _ in 0..20 {
+        known.push(new_session(db, user.id, now()).await);
+    }
+    let mut lookups = JoinSet::new();
+    for round in 0..3 {
+        for (index, (session, first)) in known.iter().enumerate() {
+            let sessions = db.sessions();
+            let (id, first) = (session.id, first.clone());
+            lookups.spawn(async move {
+                let found = sessions.find_by_refresh_token(&first).await.unwrap();
+                let (record, stored) = found.expect("a known token is found");
+                assert_eq!(record.session_id, id);
+                assert_eq!(stored.id, id);
+                (round, index)
+            });
+            let sessions = db.sessions();
+            lookups.spawn(async move {
+                assert!(
+                    sessions
+                        .find_by_refresh_token(&token())
+                        .await
+                        .unwrap()
+                        .is_none()
+                );
+                (round, usize::MAX)
+            });
+        }
+    }
+    assert_eq!(lookups.join_all().await.len(), 3 * 2 * known.len());
 }
 
 async fn concurrent_rotations_of_one_token_have_one_winner(db: &Database) {

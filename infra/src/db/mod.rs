@@ -5,11 +5,13 @@
 //! driver errors stay inside this module; callers see domain types and
 //! `StoreError` only.
 
+mod batch;
 mod convert;
 mod deadline;
 mod entity;
 mod error;
 mod event_repository;
+mod lookup;
 mod rotation;
 mod session_repository;
 mod task_repository;
@@ -35,9 +37,11 @@ pub use session_repository::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
 pub use user_repository::SeaOrmUserRepository;
 
+use self::batch::BatchQueue;
 use self::deadline::Bounded;
 use self::error::store_error;
-use self::rotation::RotationQueue;
+use self::lookup::Lookups;
+use self::rotation::Rotations;
 use self::write::WriteGate;
 
 /// Key of the PostgreSQL advisory lock that lets one instance migrate at a time
@@ -121,8 +125,9 @@ pub struct Database {
     /// The same pool with a client-side deadline on each statement.
     bounded: Bounded<DatabaseConnection>,
     write_gate: WriteGate,
-    /// Batches refresh-token rotations (used on SQLite only).
-    rotations: RotationQueue,
+    /// Batch refresh-token lookups and rotations (used on SQLite only).
+    lookups: BatchQueue<Lookups>,
+    rotations: BatchQueue<Rotations>,
 }
 
 impl std::fmt::Debug for Database {
@@ -208,7 +213,8 @@ impl Database {
             conn,
             bounded,
             write_gate,
-            rotations: RotationQueue::default(),
+            lookups: BatchQueue::default(),
+            rotations: BatchQueue::default(),
         })
     }
 
@@ -313,15 +319,21 @@ impl Database {
         &self.bounded
     }
 
+    /// The lookup queue shared by the clones of this database.
+    pub(crate) fn lookup_queue(&self) -> &BatchQueue<Lookups> {
+        &self.lookups
+    }
+
     /// The rotation queue shared by the clones of this database.
-    pub(crate) fn rotation_queue(&self) -> &RotationQueue {
+    pub(crate) fn rotation_queue(&self) -> &BatchQueue<Rotations> {
         &self.rotations
     }
 
-    /// A clone with a queue of its own, for the task that drains the queue.
-    pub(crate) fn without_rotation_queue(&self) -> Database {
+    /// A clone with queues of its own, for the tasks that drain the queues.
+    pub(crate) fn without_queues(&self) -> Database {
         Database {
-            rotations: RotationQueue::default(),
+            lookups: BatchQueue::default(),
+            rotations: BatchQueue::default(),
             ..self.clone()
         }
     }

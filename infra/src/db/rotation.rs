@@ -22,9 +22,14 @@
 //! with a conditional `UPDATE` under the row lock.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, OnceLock};
+use std::future::Future;
 
-use portcullis_domain::Unexpected;
+use super::Database;
+use super::batch::{Batch, padded};
+use super::convert::to_millis;
+use super::entity::{auth_event, refresh_token, session};
+use super::event_repository::row as event_row;
+use super::write::Decision;
 use portcullis_domain::audit::AuthEvent;
 use portcullis_domain::error::StoreError;
 use portcullis_domain::session::{RotateOutcome, SessionId, TokenHash};
@@ -32,17 +37,6 @@ use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
-
-use super::Database;
-use super::convert::to_millis;
-use super::entity::{auth_event, refresh_token, session};
-use super::event_repository::row as event_row;
-use super::write::Decision;
-
-/// Most rotations per transaction; the statements stay far below SQLite's
-/// bound on parameters (at most 11 per row, 128 rows).
-const MAX_BATCH: usize = 64;
 
 /// One rotation, as `SessionRepository::rotate` describes it.
 pub(crate) struct Rotation {
@@ -54,87 +48,23 @@ pub(crate) struct Rotation {
     pub event: AuthEvent,
 }
 
-struct Job {
-    rotation: Rotation,
-    reply: oneshot::Sender<Result<RotateOutcome, StoreError>>,
-}
+/// Rotations, served in batches.
+pub(crate) struct Rotations;
 
-/// The queue in front of the batching task, started on first use. Shared by
-/// the clones of one [`Database`].
-#[derive(Clone, Default)]
-pub(crate) struct RotationQueue {
-    sender: Arc<OnceLock<mpsc::UnboundedSender<Job>>>,
-}
+impl Batch for Rotations {
+    type Item = Rotation;
+    type Output = RotateOutcome;
 
-impl RotationQueue {
-    /// Queues `rotation` and waits for its outcome. The queue is unbounded
-    /// but never longer than the requests in flight, each of which waits here.
-    pub(crate) async fn rotate(
-        &self,
-        db: &Database,
-        rotation: Rotation,
-    ) -> Result<RotateOutcome, StoreError> {
-        let sender = self.sender.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            // The task holds the pool but not this queue, so it ends (and
-            // lets the pool go) once every clone of the `Database` is gone.
-            tokio::spawn(run(db.without_rotation_queue(), receiver));
-            sender
-        });
-        let (reply, outcome) = oneshot::channel();
-        if let Err(mpsc::error::SendError(job)) = sender.send(Job { rotation, reply }) {
-            // The task is gone (its runtime stopped): rotate alone.
-            return rotate_batch(db, &[&job.rotation])
-                .await
-                .map(|mut outcomes| outcomes.pop().unwrap_or(RotateOutcome::SessionInactive));
-        }
-        outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(anyhow::anyhow!(
-                "the rotation task stopped"
-            )))
-        })
-    }
-}
-
-/// Takes every queued rotation, commits them together, answers each.
-async fn run(db: Database, mut receiver: mpsc::UnboundedReceiver<Job>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-        // A caller that went away (its client hung up) is not rotated for:
-        // nobody would ever see the successor token.
-        jobs.retain(|job| !job.reply.is_closed());
-        if jobs.is_empty() {
-            continue;
-        }
-        let rotations: Vec<&Rotation> = jobs.iter().map(|job| &job.rotation).collect();
-        let outcome = rotate_batch(&db, &rotations).await;
-        match outcome {
-            Ok(outcomes) => {
-                for (job, outcome) in jobs.drain(..).zip(outcomes) {
-                    let _ = job.reply.send(Ok(outcome));
-                }
-            }
-            Err(error) => {
-                for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(copy(&error)));
-                }
-            }
-        }
-    }
-}
-
-/// The same failure for each rotation of a failed batch.
-fn copy(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable(source) => StoreError::Unavailable(anyhow::anyhow!("{source:#}")),
-        StoreError::Unexpected(source) => {
-            StoreError::Unexpected(Unexpected::msg(format!("{:#}", source.0)))
-        }
+    fn serve<'a>(
+        db: &'a Database,
+        items: &'a [&'a Rotation],
+    ) -> impl Future<Output = Result<Vec<RotateOutcome>, StoreError>> + Send + 'a {
+        rotate_batch(db, items)
     }
 }
 
 /// Decides and writes `rotations` in one transaction; their outcomes in order.
-pub(crate) async fn rotate_batch(
+async fn rotate_batch(
     db: &Database,
     rotations: &[&Rotation],
 ) -> Result<Vec<RotateOutcome>, StoreError> {
@@ -254,21 +184,6 @@ pub(crate) async fn rotate_batch(
     tx.settle(body).await
 }
 
-/// `items` with its last item repeated up to the next power of two.
-///
-/// sqlx keeps every distinct statement it prepares, per connection: a
-/// multi-row statement for each batch size would fill that cache with large
-/// statements (measured: RSS 24 -> 75 MiB). Padded, a batch uses one of seven
-/// sizes. The statements here tolerate the repeats: `IN` lists ignore them,
-/// and a repeated upsert row writes the same values again (SQLite allows one
-/// statement to touch a row twice; this path is SQLite only).
-fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
-    if let Some(last) = items.last().cloned() {
-        items.resize(items.len().next_power_of_two(), last);
-    }
-    items
-}
-
 /// Every column of a session row, for the upsert.
 fn session_row(row: session::Model) -> session::ActiveModel {
     session::ActiveModel {
@@ -282,19 +197,5 @@ fn session_row(row: session::Model) -> session::ActiveModel {
         revoked_reason: Set(row.revoked_reason),
         user_agent: Set(row.user_agent),
         client_ip: Set(row.client_ip),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::padded;
-
-    #[test]
-    fn batches_are_padded_to_a_power_of_two_with_the_last_item() {
-        assert_eq!(padded(Vec::<u8>::new()), Vec::<u8>::new());
-        assert_eq!(padded(vec![1]), vec![1]);
-        assert_eq!(padded(vec![1, 2, 3]), vec![1, 2, 3, 3]);
-        assert_eq!(padded(vec![1; 64]).len(), 64);
-        assert_eq!(padded(vec![7; 33]).len(), 64);
     }
 }

@@ -5,7 +5,8 @@
 //! re-checks the precondition, so the database decides who wins: on
 //! PostgreSQL the row lock taken by the first `UPDATE sessions` queues
 //! concurrent rotations of one session, on SQLite the write gate does.
-//! On SQLite, rotations go through the batching queue of `rotation.rs`.
+//! On SQLite, lookups and rotations go through the batching queues of
+//! `lookup.rs` and `rotation.rs`.
 
 use async_trait::async_trait;
 use portcullis_domain::audit::AuthEvent;
@@ -116,16 +117,29 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         token: &TokenHash,
     ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
-        let found = refresh_token::Entity::find_by_id(token.as_bytes().to_vec())
-            .find_also_related(session::Entity)
-            .one(self.db.bounded())
-            .await
-            .map_err(store_error)?;
-        let Some((record, session)) = found else {
-            return Ok(None);
+        let (record, session) = if self.db.is_sqlite() {
+            match self
+                .db
+                .lookup_queue()
+                .submit(&self.db, token.clone())
+                .await?
+            {
+                Some(found) => found,
+                None => return Ok(None),
+            }
+        } else {
+            let found = refresh_token::Entity::find_by_id(token.as_bytes().to_vec())
+                .find_also_related(session::Entity)
+                .one(self.db.bounded())
+                .await
+                .map_err(store_error)?;
+            let Some((record, session)) = found else {
+                return Ok(None);
+            };
+            // The foreign key guarantees the session; its absence is corruption.
+            let session = session.ok_or_else(|| corrupt("refresh token without a session"))?;
+            (record, session)
         };
-        // The foreign key guarantees the session; its absence is corruption.
-        let session = session.ok_or_else(|| corrupt("refresh token without a session"))?;
         let record = RefreshRecord {
             session_id: SessionId::from_uuid(record.session_id),
             created_at: from_millis(record.created_at)?,
@@ -152,7 +166,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 idle_expires_at,
                 event: event.clone(),
             };
-            return self.db.rotation_queue().rotate(&self.db, rotation).await;
+            return self.db.rotation_queue().submit(&self.db, rotation).await;
         }
         let tx = self.db.begin_write().await?;
         let body = async {
