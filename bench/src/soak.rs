@@ -83,6 +83,23 @@ const ROUND: [Step; 17] = [
 ];
 
 impl Lifecycle {
+    /// Connection `connection` of a soak; its accounts' emails start with
+    /// `prefix`.
+    pub fn new(prefix: String, connection: usize, password: &str, done: Arc<AtomicU64>) -> Self {
+        Self {
+            prefix,
+            connection,
+            password: password.to_owned(),
+            round: 0,
+            step: 0,
+            email: String::new(),
+            access: String::new(),
+            refresh: String::new(),
+            revoked: String::new(),
+            done,
+        }
+    }
+
     fn current(&self) -> Step {
         ROUND[self.step % ROUND.len()]
     }
@@ -256,18 +273,12 @@ pub async fn run(
     let done = Arc::new(AtomicU64::new(0));
     let scripts: Vec<Box<dyn Script>> = (0..connections)
         .map(|connection| {
-            Box::new(Lifecycle {
-                prefix: format!("soak-{run_id}"),
+            Box::new(Lifecycle::new(
+                format!("soak-{run_id}"),
                 connection,
-                password: password.to_owned(),
-                round: 0,
-                step: 0,
-                email: String::new(),
-                access: String::new(),
-                refresh: String::new(),
-                revoked: String::new(),
-                done: Arc::clone(&done),
-            }) as Box<dyn Script>
+                password,
+                Arc::clone(&done),
+            )) as Box<dyn Script>
         })
         .collect();
     let group = Group {
@@ -384,18 +395,7 @@ mod tests {
     use super::*;
 
     fn lifecycle() -> Lifecycle {
-        Lifecycle {
-            prefix: "t".to_owned(),
-            connection: 3,
-            password: "pw".to_owned(),
-            round: 0,
-            step: 0,
-            email: String::new(),
-            access: String::new(),
-            refresh: String::new(),
-            revoked: String::new(),
-            done: Arc::new(AtomicU64::new(0)),
-        }
+        Lifecycle::new("t".to_owned(), 3, "pw", Arc::new(AtomicU64::new(0)))
     }
 
     #[test]
