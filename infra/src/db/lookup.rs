@@ -5,7 +5,8 @@
 //! `SELECT ... WHERE token_hash IN (...)` joined to `sessions` (see
 //! `batch.rs` for why). Each lookup sees the rows as they are when its batch
 //! runs, which is after the request arrived, exactly as a query of its own
-//! would. Not used on PostgreSQL.
+//! would. On PostgreSQL each lookup runs alone ([`find_one`]), with the same
+//! query.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,6 +36,11 @@ impl Batch for Lookups {
     ) -> impl Future<Output = Result<Vec<Found>, StoreError>> + Send + 'a {
         find_batch(db, items)
     }
+}
+
+/// One lookup, without the queue.
+pub(crate) async fn find_one(db: &Database, hash: &TokenHash) -> Result<Found, StoreError> {
+    Ok(find_batch(db, &[hash]).await?.pop().flatten())
 }
 
 async fn find_batch(db: &Database, hashes: &[&TokenHash]) -> Result<Vec<Found>, StoreError> {

@@ -29,6 +29,7 @@ use super::convert::{from_millis, from_millis_opt, to_millis};
 use super::entity::{refresh_token, session};
 use super::error::{corrupt, store_error};
 use super::event_repository::insert_events;
+use super::lookup;
 use super::rotation::Rotation;
 use super::write::Decision;
 
@@ -117,28 +118,16 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         token: &TokenHash,
     ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
-        let (record, session) = if self.db.is_sqlite() {
-            match self
-                .db
+        let found = if self.db.is_sqlite() {
+            self.db
                 .lookup_queue()
                 .submit(&self.db, token.clone())
                 .await?
-            {
-                Some(found) => found,
-                None => return Ok(None),
-            }
         } else {
-            let found = refresh_token::Entity::find_by_id(token.as_bytes().to_vec())
-                .find_also_related(session::Entity)
-                .one(self.db.bounded())
-                .await
-                .map_err(store_error)?;
-            let Some((record, session)) = found else {
-                return Ok(None);
-            };
-            // The foreign key guarantees the session; its absence is corruption.
-            let session = session.ok_or_else(|| corrupt("refresh token without a session"))?;
-            (record, session)
+            lookup::find_one(&self.db, token).await?
+        };
+        let Some((record, session)) = found else {
+            return Ok(None);
         };
         let record = RefreshRecord {
             session_id: SessionId::from_uuid(record.session_id),
