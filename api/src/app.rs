@@ -18,7 +18,7 @@ use portcullis_domain::clock::Clock;
 use portcullis_domain::limits::{FailureCounter, RateLimiter};
 use portcullis_domain::password::PasswordPolicy;
 use portcullis_domain::session::ClientInfo;
-use portcullis_domain::session::SessionPolicy;
+use portcullis_domain::session::{SessionPolicy, SessionRepository};
 use portcullis_domain::task::TaskService;
 use portcullis_infra::audit::{AuditFlusher, BackgroundAudit};
 use portcullis_infra::clock::SystemClock;

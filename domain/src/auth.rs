@@ -71,6 +71,18 @@ pub enum SignUpError {
     Failure(#[from] Failure),
 }
 
+impl SignUpError {
+    /// The stable outcome name that spans and metrics carry.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::WeakPassword(_) => "weak_password",
+            Self::EmailTaken => "email_taken",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Failure(_) => "error",
+        }
+    }
+}
+
 /// Why a log-in failed. One variant for every credential problem, on purpose.
 #[derive(Debug, thiserror::Error)]
 pub enum LogInError {
@@ -82,6 +94,17 @@ pub enum LogInError {
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Failure(#[from] Failure),
+}
+
+impl LogInError {
+    /// The stable outcome name that spans and metrics carry.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Failure(_) => "error",
+        }
+    }
 }
 
 /// Why a refresh failed. Both refusals get the same `invalid_grant` answer;
@@ -102,6 +125,18 @@ pub enum RefreshError {
     RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Failure(#[from] Failure),
+}
+
+impl RefreshError {
+    /// The stable outcome name that spans and metrics carry.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidGrant => "invalid_grant",
+            Self::Reused { .. } => "reuse_detected",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Failure(_) => "error",
+        }
+    }
 }
 
 /// Why a session could not be revoked.
@@ -240,13 +275,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<TokenPair, SignUpError> {
         let result = self.sign_up_inner(email, password, ctx).await;
-        record_outcome(match &result {
-            Ok(_) => "success",
-            Err(SignUpError::WeakPassword(_)) => "weak_password",
-            Err(SignUpError::EmailTaken) => "email_taken",
-            Err(SignUpError::RateLimited { .. }) => "rate_limited",
-            Err(SignUpError::Failure(_)) => "error",
-        });
+        record_outcome(result.as_ref().map_or_else(|e| e.outcome(), |_| "success"));
         result
     }
 
@@ -311,12 +340,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<TokenPair, LogInError> {
         let result = self.log_in_inner(email, password, ctx).await;
-        record_outcome(match &result {
-            Ok(_) => "success",
-            Err(LogInError::InvalidCredentials) => "invalid_credentials",
-            Err(LogInError::RateLimited { .. }) => "rate_limited",
-            Err(LogInError::Failure(_)) => "error",
-        });
+        record_outcome(result.as_ref().map_or_else(|e| e.outcome(), |_| "success"));
         result
     }
 
@@ -544,13 +568,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<TokenPair, RefreshError> {
         let result = self.refresh_inner(presented, ctx).await;
-        record_outcome(match &result {
-            Ok(_) => "success",
-            Err(RefreshError::InvalidGrant) => "invalid_grant",
-            Err(RefreshError::Reused { .. }) => "reuse_detected",
-            Err(RefreshError::RateLimited { .. }) => "rate_limited",
-            Err(RefreshError::Failure(_)) => "error",
-        });
+        record_outcome(result.as_ref().map_or_else(|e| e.outcome(), |_| "success"));
         result
     }
 

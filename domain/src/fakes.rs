@@ -289,6 +289,35 @@ impl SessionRepository for InMemoryStore {
             })
             .collect())
     }
+    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+        let state = self.0.lock().unwrap();
+        Ok(state.sessions.values().filter(|s| s.is_active(now)).count() as u64)
+    }
+    async fn purge_ended(
+        &self,
+        ended_before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.0.lock().unwrap();
+        let ended: Vec<SessionId> = state
+            .sessions
+            .values()
+            .filter(|s| {
+                s.revoked_at.is_some_and(|at| at < ended_before)
+                    || s.idle_expires_at < ended_before
+                    || s.absolute_expires_at < ended_before
+            })
+            .map(|s| s.id)
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        for id in &ended {
+            state.sessions.remove(id);
+        }
+        state
+            .tokens
+            .retain(|_, record| !ended.contains(&record.session_id));
+        Ok(ended.len() as u64)
+    }
 }
 
 #[async_trait]

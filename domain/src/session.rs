@@ -387,6 +387,18 @@ pub trait SessionRepository: Send + Sync + 'static {
 
     /// Sessions revoked at or after `since`, for the revocation feed of other instances.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
+
+    /// How many sessions are neither revoked nor expired at `now` (for the gauge).
+    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` sessions that ended (revoked, idle-expired or
+    /// past their absolute expiry) before `ended_before`, with their refresh
+    /// tokens; returns how many went. Their audit events stay.
+    async fn purge_ended(
+        &self,
+        ended_before: OffsetDateTime,
+        limit: u64,
+    ) -> Result<u64, StoreError>;
 }
 
 /// Knows which sessions are revoked without a storage round trip, so the hot

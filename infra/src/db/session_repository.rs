@@ -43,12 +43,15 @@ impl SeaOrmSessionRepository {
     pub(crate) fn new(db: Database) -> Self {
         Self { db }
     }
+}
 
+#[async_trait]
+impl SessionRepository for SeaOrmSessionRepository {
     /// Sessions neither revoked nor expired at `now` (for the gauge).
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
         use sea_orm::PaginatorTrait;
         let now = to_millis(now);
         session::Entity::find()
@@ -68,7 +71,7 @@ impl SeaOrmSessionRepository {
     ///
     /// # Errors
     /// Storage failures.
-    pub async fn purge_ended(
+    async fn purge_ended(
         &self,
         ended_before: OffsetDateTime,
         limit: u64,
@@ -100,10 +103,7 @@ impl SeaOrmSessionRepository {
         .await;
         tx.settle(body).await
     }
-}
 
-#[async_trait]
-impl SessionRepository for SeaOrmSessionRepository {
     async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError> {
         let tx = self.db.begin_write().await?;
         let body = async {
