@@ -8,7 +8,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::user::Email;
+use crate::email::Email;
+use crate::error::Failure;
 
 /// A candidate password as typed by a person. Never printed, zeroised on drop.
 ///
@@ -196,22 +197,16 @@ pub struct Verification {
     pub needs_rehash: bool,
 }
 
-/// Why hashing could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum HashError {
-    /// The hashing pool and its queue are full; retry after `retry_after_secs`.
-    #[error("password hashing is saturated")]
-    Overloaded { retry_after_secs: u64 },
-    #[error(transparent)]
-    Unexpected(#[from] crate::Unexpected),
-}
-
 /// Slow, salted password hashing. Implementations run the work off the async
 /// runtime with bounded concurrency.
+///
+/// # Errors
+/// Every method answers `Failure::Overloaded` when the hashing pool and its
+/// queue are full, and `Failure::Unexpected` when the work itself fails.
 #[async_trait]
 pub trait PasswordHasher: Send + Sync + 'static {
     /// Hashes a password with the current parameters and a fresh salt.
-    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError>;
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, Failure>;
 
     /// Verifies `password` against `hash` in constant time with respect to the
     /// password.
@@ -219,11 +214,11 @@ pub trait PasswordHasher: Send + Sync + 'static {
         &self,
         password: &Password,
         hash: &PasswordHash,
-    ) -> Result<Verification, HashError>;
+    ) -> Result<Verification, Failure>;
 
     /// Spends exactly the cost of a real verification and returns nothing, so
     /// an unknown email costs the same as a wrong password.
-    async fn verify_dummy(&self, password: &Password) -> Result<(), HashError>;
+    async fn verify_dummy(&self, password: &Password) -> Result<(), Failure>;
 }
 
 #[cfg(test)]

@@ -1,48 +1,16 @@
 //! Tasks: the sample protected resource. Every operation is scoped to its
 //! owner; another user's task is indistinguishable from a missing one.
 
-use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::auth::Failure;
 use crate::clock::Clock;
-use crate::error::StoreError;
-use crate::user::UserId;
-
-/// A task's identifier (time-ordered, so it doubles as a pagination cursor).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(Uuid);
-
-impl TaskId {
-    /// A new, time-ordered identifier.
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-    /// Wraps a stored or requested identifier.
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-    /// The underlying UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for TaskId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Debug for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TaskId({})", self.0)
-    }
-}
+use crate::error::Failure;
+pub use crate::ids::TaskId;
+use crate::ids::UserId;
+use crate::paging::{Page, clamp_limit, fetch_limit};
 
 /// Why task input was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -121,12 +89,7 @@ pub struct TaskPatch {
 }
 
 /// A page of tasks, newest first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TaskPage {
-    pub items: Vec<Task>,
-    /// Pass as `before` to get the next page; `None` on the last page.
-    pub next_cursor: Option<TaskId>,
-}
+pub type TaskPage = Page<Task, TaskId>;
 
 /// Why a task operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -138,28 +101,22 @@ pub enum TaskError {
     Failure(#[from] Failure),
 }
 
-impl From<StoreError> for TaskError {
-    fn from(error: StoreError) -> Self {
-        Self::Failure(error.into())
-    }
-}
-
 /// Where tasks live. Every method is scoped to `owner`.
 #[async_trait]
 pub trait TaskRepository: Send + Sync + 'static {
-    async fn insert(&self, task: &Task) -> Result<(), StoreError>;
+    async fn insert(&self, task: &Task) -> Result<(), Failure>;
     /// Up to `limit` tasks of `owner` older than `before`, newest first.
     async fn list(
         &self,
         owner: UserId,
         before: Option<TaskId>,
         limit: u64,
-    ) -> Result<Vec<Task>, StoreError>;
-    async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, StoreError>;
+    ) -> Result<Vec<Task>, Failure>;
+    async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, Failure>;
     /// Stores `task` if it exists and belongs to `owner`; returns whether it did.
-    async fn update(&self, owner: UserId, task: &Task) -> Result<bool, StoreError>;
+    async fn update(&self, owner: UserId, task: &Task) -> Result<bool, Failure>;
     /// Deletes the task if it belongs to `owner`; returns whether it did.
-    async fn delete(&self, owner: UserId, id: TaskId) -> Result<bool, StoreError>;
+    async fn delete(&self, owner: UserId, id: TaskId) -> Result<bool, Failure>;
 }
 
 /// The task use cases.
@@ -210,15 +167,9 @@ impl TaskService {
         before: Option<TaskId>,
         limit: u64,
     ) -> Result<TaskPage, TaskError> {
-        let limit = limit.clamp(1, Self::MAX_PAGE);
-        let mut items = self.tasks.list(owner, before, limit + 1).await?;
-        let next_cursor = if items.len() as u64 > limit {
-            items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            items.last().map(|task| task.id)
-        } else {
-            None
-        };
-        Ok(TaskPage { items, next_cursor })
+        let limit = clamp_limit(limit, Self::MAX_PAGE);
+        let fetched = self.tasks.list(owner, before, fetch_limit(limit)).await?;
+        Ok(Page::from_fetched(fetched, limit, |task| task.id))
     }
 
     /// One of the owner's tasks.

@@ -5,9 +5,8 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::Unexpected;
-use crate::session::SessionId;
-use crate::user::UserId;
+use crate::error::Failure;
+use crate::ids::{SessionId, UserId};
 
 /// The claims of an access token that the domain cares about. Issuer,
 /// audience and `typ` are fixed by the adapter's configuration.
@@ -48,7 +47,7 @@ pub trait TokenIssuer: Send + Sync + 'static {
     ///
     /// # Errors
     /// Only if signing itself fails (a broken key).
-    fn issue(&self, claims: &AccessClaims) -> Result<AccessToken, Unexpected>;
+    fn issue(&self, claims: &AccessClaims) -> Result<AccessToken, Failure>;
 }
 
 /// Why a bearer token was refused. Kept internal (audit reason); every

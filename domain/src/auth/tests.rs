@@ -7,12 +7,22 @@ use time::Duration;
 use time::macros::datetime;
 
 use super::*;
-use crate::fakes::*;
-use crate::password::PasswordHash;
-use crate::session::ClientInfo;
+use crate::audit::AuthEventKind;
+use crate::audit::AuditLog;
+use crate::context::ClientInfo;
+use crate::password::PasswordRejection;
+use crate::session::{RevokeReason, RevokeSessionError};
+use crate::token::TokenRejection;
+use crate::email::Email;
+use crate::limits::LimitPolicy;
+use crate::password::{Password, PasswordHash};
+use crate::session::{SessionService, RefreshToken};
+use crate::testkit::*;
 
 struct Harness {
     service: AuthService,
+    session_service: SessionService,
+    audit_log: AuditLog,
     clock: Arc<FixedClock>,
     sessions: Arc<InMemoryStore>,
     users: Arc<InMemoryStore>,
@@ -28,17 +38,25 @@ fn harness_with(budget: u32) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-11-24 12:00 UTC)));
     let store = Arc::new(InMemoryStore::default());
     let hasher = Arc::new(FakeHasher::default());
+    let revocations = Arc::new(InMemoryRevocationCache::default());
+    let audit = Arc::new(StoreAudit(store.clone()));
+    let session_service = SessionService::new(
+        store.clone(),
+        revocations.clone(),
+        audit.clone(),
+        clock.clone(),
+    );
+    let audit_log = AuditLog::new(store.clone());
     let ports = AuthPorts {
         users: store.clone(),
         sessions: store.clone(),
         hasher: hasher.clone(),
         issuer: Arc::new(FakeTokens),
         verifier: Arc::new(FakeTokens),
-        revocations: Arc::new(InMemoryRevocationCache::default()),
+        revocations,
         secrets: Arc::new(SequentialSecrets::default()),
         clock: clock.clone(),
-        events: store.clone(),
-        audit: Arc::new(StoreAudit(store.clone())),
+        audit,
         limiter: Arc::new(CountingLimiter::new(budget)),
         failures: Arc::new(ClockedFailures::new(clock.clone())),
     };
@@ -50,6 +68,8 @@ fn harness_with(budget: u32) -> Harness {
             SessionPolicy::default(),
             LimitPolicy::default(),
         ),
+        session_service,
+        audit_log,
         clock,
         sessions: store.clone(),
         users: store,
@@ -77,9 +97,7 @@ const PASSWORD: &str = "a long and quiet river";
 
 async fn signed_up(h: &Harness) -> TokenPair {
     h.service
-        .sign_up(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .sign_up(SignUp { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -93,9 +111,7 @@ async fn sign_up_then_log_in_opens_a_second_session() {
 
     let second = h
         .service
-        .log_in(
-            email("BOB@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("BOB@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -111,9 +127,7 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     let h = harness();
     let weak = h
         .service
-        .sign_up(
-            email("bob@example.com"),
-            Password::new("password1234567890".into()),
+        .sign_up(SignUp { email: email("bob@example.com"), password: Password::new("password1234567890".into()) },
             &ctx(),
         )
         .await;
@@ -125,9 +139,7 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     signed_up(&h).await;
     let again = h
         .service
-        .sign_up(
-            email("Bob@Example.com"),
-            Password::new(PASSWORD.into()),
+        .sign_up(SignUp { email: email("Bob@Example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await;
@@ -141,17 +153,13 @@ async fn unknown_email_pays_a_dummy_verification_and_answers_like_a_wrong_passwo
 
     let unknown = h
         .service
-        .log_in(
-            email("nobody@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("nobody@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await;
     let wrong = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new("not the password at all".into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new("not the password at all".into()) },
             &ctx(),
         )
         .await;
@@ -175,9 +183,7 @@ async fn outdated_hashes_are_upgraded_on_log_in() {
         .unwrap();
 
     h.service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -195,7 +201,7 @@ async fn refresh_rotates_and_keeps_one_live_token() {
         h.clock.advance(Duration::minutes(1));
         let next = h
             .service
-            .refresh(pair.refresh_token.expose(), &ctx())
+            .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
             .await
             .unwrap();
         assert_eq!(next.session_id, pair.session_id);
@@ -211,14 +217,14 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     let pair = signed_up(&h).await;
     let first = h
         .service
-        .refresh(pair.refresh_token.expose(), &ctx())
+        .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
         .await
         .unwrap();
     h.clock.advance(Duration::seconds(5));
 
     let second = h
         .service
-        .refresh(pair.refresh_token.expose(), &ctx())
+        .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
         .await
         .unwrap();
 
@@ -226,7 +232,7 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     assert_eq!(h.sessions.session_count(), 1);
     assert!(
         h.service
-            .refresh(second.refresh_token.expose(), &ctx())
+            .refresh(Refresh { token: second.refresh_token.clone() }, &ctx())
             .await
             .is_ok()
     );
@@ -238,29 +244,27 @@ async fn reuse_after_grace_revokes_the_family_only() {
     let victim = signed_up(&h).await;
     let other = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
         .unwrap();
     let rotated = h
         .service
-        .refresh(victim.refresh_token.expose(), &ctx())
+        .refresh(Refresh { token: victim.refresh_token.clone() }, &ctx())
         .await
         .unwrap();
     h.clock.advance(Duration::seconds(11));
 
     let reuse = h
         .service
-        .refresh(victim.refresh_token.expose(), &ctx())
+        .refresh(Refresh { token: victim.refresh_token.clone() }, &ctx())
         .await;
 
     assert!(matches!(reuse, Err(RefreshError::Reused { .. })));
     assert!(matches!(
         h.service
-            .refresh(rotated.refresh_token.expose(), &ctx())
+            .refresh(Refresh { token: rotated.refresh_token.clone() }, &ctx())
             .await,
         Err(RefreshError::InvalidGrant)
     ));
@@ -270,7 +274,7 @@ async fn reuse_after_grace_revokes_the_family_only() {
     );
     assert!(
         h.service
-            .refresh(other.refresh_token.expose(), &ctx())
+            .refresh(Refresh { token: other.refresh_token.clone() }, &ctx())
             .await
             .is_ok()
     );
@@ -286,15 +290,13 @@ async fn idle_and_absolute_expiry_end_a_session() {
     let pair = signed_up(&h).await;
     h.clock.advance(Duration::days(8));
     assert!(matches!(
-        h.service.refresh(pair.refresh_token.expose(), &ctx()).await,
+        h.service.refresh(Refresh { token: pair.refresh_token.clone() }, &ctx()).await,
         Err(RefreshError::InvalidGrant)
     ));
 
     let mut pair = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -302,7 +304,7 @@ async fn idle_and_absolute_expiry_end_a_session() {
     let absolute = h.sessions.get(pair.session_id).absolute_expires_at;
     for _ in 0..6 {
         h.clock.advance(Duration::days(6));
-        match h.service.refresh(pair.refresh_token.expose(), &ctx()).await {
+        match h.service.refresh(Refresh { token: pair.refresh_token.clone() }, &ctx()).await {
             Ok(next) => {
                 assert!(next.refresh_expires_at <= absolute);
                 assert!(next.access_expires_at <= absolute);
@@ -321,12 +323,14 @@ async fn idle_and_absolute_expiry_end_a_session() {
 #[tokio::test]
 async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
     let h = harness();
-    for token in ["", "short", &"x".repeat(43), &"!".repeat(43)] {
-        assert!(matches!(
-            h.service.refresh(token, &ctx()).await,
-            Err(RefreshError::InvalidGrant)
-        ));
+    for token in ["", "short", &"x".repeat(44), &"!".repeat(43)] {
+        assert!(RefreshToken::parse(token).is_err(), "{token:?} parsed");
     }
+    let unknown = RefreshToken::parse(&"x".repeat(43)).unwrap();
+    assert!(matches!(
+        h.service.refresh(Refresh { token: unknown }, &ctx()).await,
+        Err(RefreshError::InvalidGrant)
+    ));
 }
 
 #[tokio::test]
@@ -335,9 +339,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
     let a = signed_up(&h).await;
     let log_in = || async {
         h.service
-            .log_in(
-                email("bob@example.com"),
-                Password::new(PASSWORD.into()),
+            .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
                 &ctx(),
             )
             .await
@@ -359,7 +361,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
         Err(TokenRejection::Revoked)
     );
     assert!(matches!(
-        h.service.refresh(c.refresh_token.expose(), &ctx()).await,
+        h.service.refresh(Refresh { token: c.refresh_token.clone() }, &ctx()).await,
         Err(RefreshError::InvalidGrant)
     ));
 
@@ -371,7 +373,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
         h.service.authenticate(a.access_token.expose()),
         Err(TokenRejection::Revoked)
     );
-    assert!(h.service.sessions(&principal).await.unwrap().is_empty());
+    assert!(h.session_service.list(&principal).await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -380,9 +382,7 @@ async fn a_user_cannot_revoke_someone_elses_session() {
     let bob = signed_up(&h).await;
     let eve = h
         .service
-        .sign_up(
-            email("eve@example.com"),
-            Password::new(PASSWORD.into()),
+        .sign_up(SignUp { email: email("eve@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -390,8 +390,8 @@ async fn a_user_cannot_revoke_someone_elses_session() {
     let eve_principal = h.service.authenticate(eve.access_token.expose()).unwrap();
 
     let attempt = h
-        .service
-        .revoke_session(&eve_principal, bob.session_id, &ctx())
+        .session_service
+        .revoke(&eve_principal, bob.session_id, &ctx())
         .await;
 
     assert!(matches!(attempt, Err(RevokeSessionError::NotFound)));
@@ -404,7 +404,7 @@ async fn state_changes_carry_their_events() {
     let pair = signed_up(&h).await;
     let next = h
         .service
-        .refresh(pair.refresh_token.expose(), &ctx())
+        .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
         .await
         .unwrap();
     let principal = h.service.authenticate(next.access_token.expose()).unwrap();
@@ -439,17 +439,13 @@ async fn failed_logins_are_recorded_with_an_internal_reason() {
     let pair = signed_up(&h).await;
     let _ = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new("nope nope nope nope".into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new("nope nope nope nope".into()) },
             &ctx(),
         )
         .await;
     let _ = h
         .service
-        .log_in(
-            email("ghost@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("ghost@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await;
@@ -468,9 +464,7 @@ async fn failed_logins_are_recorded_with_an_internal_reason() {
 
 async fn fail_login(h: &Harness, who: &str) -> Result<TokenPair, LogInError> {
     h.service
-        .log_in(
-            email(who),
-            Password::new("definitely the wrong one".into()),
+        .log_in(LogIn { email: email(who), password: Password::new("definitely the wrong one".into()) },
             &ctx(),
         )
         .await
@@ -493,9 +487,7 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
     ));
     let right = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await;
@@ -515,9 +507,7 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
     // Ten failures: locked for 15 minutes, whatever the password.
     let right = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await;
@@ -529,9 +519,7 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
     h.clock.advance(Duration::minutes(16));
     let right = h
         .service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await;
@@ -567,9 +555,7 @@ async fn success_resets_the_account_count() {
         let _ = fail_login(&h, "bob@example.com").await;
     }
     h.service
-        .log_in(
-            email("bob@example.com"),
-            Password::new(PASSWORD.into()),
+        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -590,7 +576,7 @@ async fn request_budgets_are_per_bucket_and_recorded() {
         let h = &h;
         async move {
             h.service
-                .sign_up(email(who), Password::new(PASSWORD.into()), &ctx())
+                .sign_up(SignUp { email: email(who), password: Password::new(PASSWORD.into()) }, &ctx())
                 .await
         }
     };
@@ -605,9 +591,7 @@ async fn request_budgets_are_per_bucket_and_recorded() {
     // Log-in has its own budget.
     assert!(
         h.service
-            .log_in(
-                email("bob@example.com"),
-                Password::new(PASSWORD.into()),
+            .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
                 &ctx()
             )
             .await
@@ -621,9 +605,7 @@ async fn events_page_newest_first_for_the_caller_only() {
     let bob = signed_up(&h).await;
     let eve = h
         .service
-        .sign_up(
-            email("eve@example.com"),
-            Password::new(PASSWORD.into()),
+        .sign_up(SignUp { email: email("eve@example.com"), password: Password::new(PASSWORD.into()) },
             &ctx(),
         )
         .await
@@ -632,15 +614,15 @@ async fn events_page_newest_first_for_the_caller_only() {
     for _ in 0..3 {
         pair = h
             .service
-            .refresh(pair.refresh_token.expose(), &ctx())
+            .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
             .await
             .unwrap();
     }
     let principal = h.service.authenticate(pair.access_token.expose()).unwrap();
 
     let first = h
-        .service
-        .events(&principal, Vec::new(), None, 2)
+        .audit_log
+        .mine(&principal, Vec::new(), None, 2)
         .await
         .unwrap();
     assert_eq!(first.items.len(), 2);
@@ -651,8 +633,8 @@ async fn events_page_newest_first_for_the_caller_only() {
             .all(|e| e.kind == AuthEventKind::TokenRefreshed)
     );
     let rest = h
-        .service
-        .events(&principal, Vec::new(), first.next_cursor, 10)
+        .audit_log
+        .mine(&principal, Vec::new(), first.next_cursor, 10)
         .await
         .unwrap();
     let kinds: Vec<_> = rest.items.iter().map(|e| e.kind).collect();
@@ -668,8 +650,8 @@ async fn events_page_newest_first_for_the_caller_only() {
     );
 
     let only = h
-        .service
-        .events(&principal, vec![AuthEventKind::SignUp], None, 10)
+        .audit_log
+        .mine(&principal, vec![AuthEventKind::SignUp], None, 10)
         .await
         .unwrap();
     assert_eq!(only.items.len(), 1);

@@ -20,12 +20,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
-use portcullis_domain::Unexpected;
-use portcullis_domain::session::SessionId;
-use portcullis_domain::token::{
-    AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier,
-};
-use portcullis_domain::user::UserId;
+use portcullis_domain::error::Failure;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
+use portcullis_domain::ids::UserId;
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
@@ -209,7 +207,7 @@ impl fmt::Debug for JwtTokens {
 }
 
 impl TokenIssuer for JwtTokens {
-    fn issue(&self, claims: &AccessClaims) -> Result<AccessToken, Unexpected> {
+    fn issue(&self, claims: &AccessClaims) -> Result<AccessToken, Failure> {
         let mut header = Header::new(self.keys.algorithm());
         header.typ = Some(TYP.to_owned());
         header.kid = Some(self.keys.active_kid().to_owned());
@@ -225,7 +223,7 @@ impl TokenIssuer for JwtTokens {
         };
         jsonwebtoken::encode(&header, &body, self.keys.signing_key())
             .map(AccessToken::new)
-            .map_err(Unexpected::new)
+            .map_err(Failure::unexpected)
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Each hash holds 19 MiB for tens of milliseconds, so the pool bounds CPU and
 //! memory at once: at most `workers` hashes run, at most `queue` wait, and a
-//! request beyond that is refused at once with `HashError::Overloaded` instead
+//! request beyond that is refused at once with `Failure::Overloaded` instead
 //! of piling up. The async runtime never runs a hash itself.
 //!
 //! The workers run at a lower scheduling priority (nice +10) than the
@@ -35,10 +35,8 @@ use argon2::{
     Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version,
 };
 use async_trait::async_trait;
-use portcullis_domain::Unexpected;
-use portcullis_domain::password::{
-    HashError, Password, PasswordHash, PasswordHasher, Verification,
-};
+use portcullis_domain::error::Failure;
+use portcullis_domain::password::{Password, PasswordHash, PasswordHasher, Verification};
 use thread_priority::{ThreadPriority, ThreadPriorityValue, set_current_thread_priority};
 use tokio::sync::oneshot;
 use tracing::Span;
@@ -149,7 +147,7 @@ impl Argon2Hasher {
     }
 
     /// Runs `work` on the pool, or refuses at once when the pool is full.
-    async fn run<T, F>(&self, operation: Operation, work: F) -> Result<T, HashError>
+    async fn run<T, F>(&self, operation: Operation, work: F) -> Result<T, Failure>
     where
         T: Send + 'static,
         F: FnOnce(&PooledArgon2<'_>) -> anyhow::Result<T> + Send + 'static,
@@ -183,7 +181,7 @@ impl Argon2Hasher {
         match self.inner.jobs.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                return Err(HashError::Overloaded {
+                return Err(Failure::Overloaded {
                     retry_after_secs: RETRY_AFTER_SECS,
                 });
             }
@@ -214,7 +212,7 @@ impl fmt::Debug for Argon2Hasher {
 
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
-    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, Failure> {
         // The clone is a `SecretString`: zeroised when the job drops it.
         let password = password.clone();
         self.run(Operation::Hash, move |argon2| {
@@ -230,7 +228,7 @@ impl PasswordHasher for Argon2Hasher {
         &self,
         password: &Password,
         hash: &PasswordHash,
-    ) -> Result<Verification, HashError> {
+    ) -> Result<Verification, Failure> {
         let password = password.clone();
         let hash = hash.clone();
         self.run(Operation::Verify, move |argon2| {
@@ -239,7 +237,7 @@ impl PasswordHasher for Argon2Hasher {
         .await
     }
 
-    async fn verify_dummy(&self, password: &Password) -> Result<(), HashError> {
+    async fn verify_dummy(&self, password: &Password) -> Result<(), Failure> {
         let password = password.clone();
         let dummy = self.inner.dummy.clone();
         self.run(Operation::Verify, move |argon2| {
@@ -487,8 +485,8 @@ fn uses_current_settings(hash: &PhcHash) -> bool {
         && same_params
 }
 
-fn unexpected(error: anyhow::Error) -> HashError {
-    HashError::Unexpected(Unexpected(error))
+fn unexpected(error: anyhow::Error) -> Failure {
+    Failure::Unexpected(error)
 }
 
 /// Counts a request from acceptance until its job finishes or is dropped

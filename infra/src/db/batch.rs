@@ -13,8 +13,7 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use portcullis_domain::Unexpected;
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Database;
@@ -32,12 +31,12 @@ pub(crate) trait Batch: Send + Sync + 'static {
     fn serve<'a>(
         db: &'a Database,
         items: &'a [&'a Self::Item],
-    ) -> impl Future<Output = Result<Vec<Self::Output>, StoreError>> + Send + 'a;
+    ) -> impl Future<Output = Result<Vec<Self::Output>, Failure>> + Send + 'a;
 }
 
 struct Job<B: Batch> {
     item: B::Item,
-    reply: oneshot::Sender<Result<B::Output, StoreError>>,
+    reply: oneshot::Sender<Result<B::Output, Failure>>,
 }
 
 /// The queue in front of one batching task. Clones share it.
@@ -67,7 +66,7 @@ impl<B: Batch> BatchQueue<B> {
         &self,
         db: &Database,
         item: B::Item,
-    ) -> Result<B::Output, StoreError> {
+    ) -> Result<B::Output, Failure> {
         let sender = self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
             // The task holds the pool but not the queues, so it ends (and
@@ -81,10 +80,10 @@ impl<B: Batch> BatchQueue<B> {
             return B::serve(db, &[&job.item])
                 .await?
                 .pop()
-                .ok_or_else(|| StoreError::Unexpected(Unexpected::msg("a batch lost its item")));
+                .ok_or_else(|| Failure::Unexpected(anyhow::anyhow!("a batch lost its item")));
         }
         output.await.unwrap_or_else(|_| {
-            Err(StoreError::Unavailable(anyhow::anyhow!(
+            Err(Failure::Unavailable(anyhow::anyhow!(
                 "the batching task stopped"
             )))
         })
@@ -112,26 +111,16 @@ async fn drain<B: Batch>(db: Database, mut receiver: mpsc::UnboundedReceiver<Job
             }
             Ok(_) => {
                 for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(StoreError::Unexpected(Unexpected::msg(
+                    let _ = job.reply.send(Err(Failure::Unexpected(anyhow::anyhow!(
                         "a batch answered the wrong number of items",
                     ))));
                 }
             }
             Err(error) => {
                 for job in jobs.drain(..) {
-                    let _ = job.reply.send(Err(copy(&error)));
+                    let _ = job.reply.send(Err(error.duplicate()));
                 }
             }
-        }
-    }
-}
-
-/// The same failure for each item of a failed batch.
-fn copy(error: &StoreError) -> StoreError {
-    match error {
-        StoreError::Unavailable(source) => StoreError::Unavailable(anyhow::anyhow!("{source:#}")),
-        StoreError::Unexpected(source) => {
-            StoreError::Unexpected(Unexpected::msg(format!("{:#}", source.0)))
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Sub-millisecond precision is dropped on the way in, so a value read back
 //! equals the stored one truncated to the millisecond.
 
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use time::OffsetDateTime;
 
 use super::error::corrupt;
@@ -18,13 +18,13 @@ pub(crate) fn to_millis(instant: OffsetDateTime) -> i64 {
 }
 
 /// The instant a stored value stands for.
-pub(crate) fn from_millis(millis: i64) -> Result<OffsetDateTime, StoreError> {
+pub(crate) fn from_millis(millis: i64) -> Result<OffsetDateTime, Failure> {
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * NANOS_PER_MILLI)
         .map_err(|_| corrupt("timestamp out of range"))
 }
 
 /// The instant a nullable stored value stands for.
-pub(crate) fn from_millis_opt(millis: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
+pub(crate) fn from_millis_opt(millis: Option<i64>) -> Result<Option<OffsetDateTime>, Failure> {
     millis.map(from_millis).transpose()
 }
 

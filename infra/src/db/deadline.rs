@@ -5,7 +5,7 @@
 //! that froze, leaves the query waiting for an answer that never comes, and
 //! the request with it. [`Bounded`] wraps a connection or a transaction and
 //! gives up on any statement that has not answered within its limit, as
-//! `DbErr::Conn`, which `store_error` reports as `StoreError::Unavailable`
+//! `DbErr::Conn`, which `store_error` reports as `Failure::Unavailable`
 //! (a 503 for the client).
 //!
 //! SQLite gets no limit: its waits are bounded by `busy_timeout`, and

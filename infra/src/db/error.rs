@@ -1,27 +1,26 @@
-//! Translation of sea-orm errors into the domain's `StoreError`.
+//! Translation of sea-orm errors into the domain's `Failure`.
 //!
 //! The domain never sees `DbErr`: a failure the caller may retry (pool
 //! exhausted, connection lost, statement timed out, database busy) becomes
-//! `StoreError::Unavailable`, anything else `StoreError::Unexpected`.
+//! `Failure::Unavailable`, anything else `Failure::Unexpected`.
 
-use portcullis_domain::Unexpected;
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use sea_orm::sqlx;
 use sea_orm::{DbErr, RuntimeErr, SqlErr};
 
 /// Maps a driver error to the domain's storage error.
-pub(crate) fn store_error(error: DbErr) -> StoreError {
+pub(crate) fn store_error(error: DbErr) -> Failure {
     if is_unavailable(&error) {
-        StoreError::Unavailable(anyhow::Error::new(error))
+        Failure::Unavailable(anyhow::Error::new(error))
     } else {
-        StoreError::Unexpected(Unexpected::new(error))
+        Failure::unexpected(error)
     }
 }
 
 /// A value read back from storage that the domain refuses: the database holds
 /// something no adapter wrote.
-pub(crate) fn corrupt(what: &'static str) -> StoreError {
-    StoreError::Unexpected(Unexpected::msg(format!("corrupt stored data: {what}")))
+pub(crate) fn corrupt(what: &'static str) -> Failure {
+    Failure::Unexpected(anyhow::anyhow!(format!("corrupt stored data: {what}")))
 }
 
 /// Whether `error` is a unique-constraint violation naming `column`.

@@ -2,12 +2,10 @@
 //! to store an event inside their own transaction.
 
 use async_trait::async_trait;
-use portcullis_domain::audit::{
-    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
-};
-use portcullis_domain::error::StoreError;
-use portcullis_domain::session::SessionId;
-use portcullis_domain::user::UserId;
+use portcullis_domain::audit::{AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome};
+use portcullis_domain::error::Failure;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::ids::UserId;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -33,7 +31,7 @@ impl SeaOrmAuthEventRepository {
 
 /// Bounds a stored string; attacker-controlled text never grows a row.
 fn bounded(value: Option<&str>, max: usize) -> Option<String> {
-    value.map(|v| portcullis_domain::audit::encode_untrusted(v, max))
+    value.map(|v| portcullis_domain::context::encode_untrusted(v, max))
 }
 
 pub(crate) fn row(event: &AuthEvent) -> auth_event::ActiveModel {
@@ -69,7 +67,7 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
     Ok(())
 }
 
-fn to_domain(model: auth_event::Model) -> Result<AuthEvent, StoreError> {
+fn to_domain(model: auth_event::Model) -> Result<AuthEvent, Failure> {
     Ok(AuthEvent {
         id: model.id,
         at: from_millis(model.occurred_at)?,
@@ -87,7 +85,7 @@ fn to_domain(model: auth_event::Model) -> Result<AuthEvent, StoreError> {
 
 #[async_trait]
 impl AuthEventRepository for SeaOrmAuthEventRepository {
-    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError> {
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), Failure> {
         if events.is_empty() {
             return Ok(());
         }
@@ -100,7 +98,7 @@ impl AuthEventRepository for SeaOrmAuthEventRepository {
         tx.settle(body).await
     }
 
-    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError> {
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, Failure> {
         let mut select = auth_event::Entity::find();
         if let Some(user) = query.user_id {
             select = select.filter(auth_event::Column::UserId.eq(user.as_uuid()));

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use portcullis_domain::session::TokenHash;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
@@ -33,17 +33,17 @@ impl Batch for Lookups {
     fn serve<'a>(
         db: &'a Database,
         items: &'a [&'a TokenHash],
-    ) -> impl Future<Output = Result<Vec<Found>, StoreError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Vec<Found>, Failure>> + Send + 'a {
         find_batch(db, items)
     }
 }
 
 /// One lookup, without the queue.
-pub(crate) async fn find_one(db: &Database, hash: &TokenHash) -> Result<Found, StoreError> {
+pub(crate) async fn find_one(db: &Database, hash: &TokenHash) -> Result<Found, Failure> {
     Ok(find_batch(db, &[hash]).await?.pop().flatten())
 }
 
-async fn find_batch(db: &Database, hashes: &[&TokenHash]) -> Result<Vec<Found>, StoreError> {
+async fn find_batch(db: &Database, hashes: &[&TokenHash]) -> Result<Vec<Found>, Failure> {
     let wanted: Vec<Vec<u8>> = hashes.iter().map(|hash| hash.as_bytes().to_vec()).collect();
     let rows = refresh_token::Entity::find()
         .filter(refresh_token::Column::TokenHash.is_in(padded(wanted)))

@@ -3,7 +3,7 @@
 //! [`Database`] owns the connection pool, applies the migrations and hands out
 //! the repositories that implement the domain's storage ports. Entities and
 //! driver errors stay inside this module; callers see domain types and
-//! `StoreError` only.
+//! `Failure` only.
 
 mod batch;
 mod convert;
@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use portcullis_migration::{Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
@@ -276,8 +276,8 @@ impl Database {
     /// Checks that the database answers (`SELECT 1`), for readiness probes.
     ///
     /// # Errors
-    /// `StoreError::Unavailable` when it does not.
-    pub async fn ping(&self) -> Result<(), StoreError> {
+    /// `Failure::Unavailable` when it does not.
+    pub async fn ping(&self) -> Result<(), Failure> {
         let backend = self.conn.get_database_backend();
         self.bounded
             .query_one_raw(Statement::from_string(backend, "SELECT 1"))
@@ -313,7 +313,7 @@ impl Database {
     }
 
     /// The pool with a client-side deadline on each statement (PostgreSQL),
-    /// so a database that stops answering yields `StoreError::Unavailable`
+    /// so a database that stops answering yields `Failure::Unavailable`
     /// instead of a request that never ends. Every repository query uses it.
     pub(crate) fn bounded(&self) -> &Bounded<DatabaseConnection> {
         &self.bounded

@@ -31,8 +31,9 @@ use super::entity::{auth_event, refresh_token, session};
 use super::event_repository::row as event_row;
 use super::write::Decision;
 use portcullis_domain::audit::AuthEvent;
-use portcullis_domain::error::StoreError;
-use portcullis_domain::session::{RotateOutcome, SessionId, TokenHash};
+use portcullis_domain::error::Failure;
+use portcullis_domain::session::{RotateOutcome, TokenHash};
+use portcullis_domain::ids::SessionId;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
@@ -58,7 +59,7 @@ impl Batch for Rotations {
     fn serve<'a>(
         db: &'a Database,
         items: &'a [&'a Rotation],
-    ) -> impl Future<Output = Result<Vec<RotateOutcome>, StoreError>> + Send + 'a {
+    ) -> impl Future<Output = Result<Vec<RotateOutcome>, Failure>> + Send + 'a {
         rotate_batch(db, items)
     }
 }
@@ -67,7 +68,7 @@ impl Batch for Rotations {
 async fn rotate_batch(
     db: &Database,
     rotations: &[&Rotation],
-) -> Result<Vec<RotateOutcome>, StoreError> {
+) -> Result<Vec<RotateOutcome>, Failure> {
     let tx = db.begin_write().await?;
     let body = async {
         let session_ids: Vec<Uuid> = rotations

@@ -10,12 +10,11 @@
 
 use async_trait::async_trait;
 use portcullis_domain::audit::AuthEvent;
-use portcullis_domain::error::StoreError;
-use portcullis_domain::session::{
-    ClientInfo, RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionId,
-    SessionOpening, SessionRepository, TokenHash,
-};
-use portcullis_domain::user::UserId;
+use portcullis_domain::error::Failure;
+use portcullis_domain::session::{RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionOpening, SessionRepository, TokenHash};
+use portcullis_domain::context::ClientInfo;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::ids::UserId;
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -51,7 +50,7 @@ impl SessionRepository for SeaOrmSessionRepository {
     ///
     /// # Errors
     /// Storage failures.
-    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, Failure> {
         use sea_orm::PaginatorTrait;
         let now = to_millis(now);
         session::Entity::find()
@@ -75,7 +74,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         ended_before: OffsetDateTime,
         limit: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, Failure> {
         let before = to_millis(ended_before);
         let ended = Condition::any()
             .add(session::Column::RevokedAt.lt(before))
@@ -104,7 +103,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         tx.settle(body).await
     }
 
-    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError> {
+    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), Failure> {
         let tx = self.db.begin_write().await?;
         let body = async {
             insert_opening(tx.txn(), opening).await?;
@@ -117,7 +116,7 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn find_by_refresh_token(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+    ) -> Result<Option<(RefreshRecord, Session)>, Failure> {
         let found = if self.db.is_sqlite() {
             self.db
                 .lookup_queue()
@@ -145,7 +144,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
-    ) -> Result<RotateOutcome, StoreError> {
+    ) -> Result<RotateOutcome, Failure> {
         if self.db.is_sqlite() {
             let rotation = Rotation {
                 session,
@@ -192,7 +191,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Failure> {
         let tx = self.db.begin_write().await?;
         let body = async {
             if !touch_if_active(tx.txn(), session, now, idle_expires_at).await? {
@@ -206,7 +205,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         tx.settle(body).await
     }
 
-    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError> {
+    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, Failure> {
         session::Entity::find_by_id(session.as_uuid())
             .filter(session::Column::UserId.eq(user.as_uuid()))
             .one(self.db.bounded())
@@ -223,7 +222,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         reason: RevokeReason,
         event: &AuthEvent,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Failure> {
         let tx = self.db.begin_write().await?;
         let body = async {
             let result = revoke_where(now, reason)
@@ -248,7 +247,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         now: OffsetDateTime,
         reason: RevokeReason,
         event: &AuthEvent,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    ) -> Result<Vec<SessionId>, Failure> {
         let tx = self.db.begin_write().await?;
         let body = async {
             let mut query = session::Entity::find()
@@ -289,7 +288,7 @@ impl SessionRepository for SeaOrmSessionRepository {
         &self,
         user: UserId,
         now: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
+    ) -> Result<Vec<Session>, Failure> {
         let now = to_millis(now);
         session::Entity::find()
             .filter(session::Column::UserId.eq(user.as_uuid()))
@@ -306,7 +305,7 @@ impl SessionRepository for SeaOrmSessionRepository {
             .collect()
     }
 
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure> {
         let rows: Vec<(Uuid, i64)> = session::Entity::find()
             .select_only()
             .column(session::Column::Id)
@@ -406,7 +405,7 @@ fn session_row(session: &Session) -> session::ActiveModel {
     }
 }
 
-fn to_domain(row: session::Model) -> Result<Session, StoreError> {
+fn to_domain(row: session::Model) -> Result<Session, Failure> {
     let revoked_reason = row
         .revoked_reason
         .as_deref()

@@ -2,9 +2,10 @@
 //! another user's task behaves exactly like a missing one.
 
 use async_trait::async_trait;
-use portcullis_domain::error::StoreError;
-use portcullis_domain::task::{Task, TaskDescription, TaskId, TaskRepository, TaskTitle};
-use portcullis_domain::user::UserId;
+use portcullis_domain::error::Failure;
+use portcullis_domain::task::{Task, TaskDescription, TaskRepository, TaskTitle};
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::ids::UserId;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
@@ -27,7 +28,7 @@ impl SeaOrmTaskRepository {
 
 #[async_trait]
 impl TaskRepository for SeaOrmTaskRepository {
-    async fn insert(&self, task: &Task) -> Result<(), StoreError> {
+    async fn insert(&self, task: &Task) -> Result<(), Failure> {
         let row = task::ActiveModel {
             id: Set(task.id.as_uuid()),
             user_id: Set(task.user_id.as_uuid()),
@@ -50,7 +51,7 @@ impl TaskRepository for SeaOrmTaskRepository {
         owner: UserId,
         before: Option<TaskId>,
         limit: u64,
-    ) -> Result<Vec<Task>, StoreError> {
+    ) -> Result<Vec<Task>, Failure> {
         // Ids are UUIDv7 and both backends compare uuid columns byte-wise, so
         // id order is creation order and the id doubles as the cursor.
         let mut query = task::Entity::find().filter(task::Column::UserId.eq(owner.as_uuid()));
@@ -68,7 +69,7 @@ impl TaskRepository for SeaOrmTaskRepository {
             .collect()
     }
 
-    async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
+    async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, Failure> {
         task::Entity::find_by_id(id.as_uuid())
             .filter(task::Column::UserId.eq(owner.as_uuid()))
             .one(self.db.bounded())
@@ -78,7 +79,7 @@ impl TaskRepository for SeaOrmTaskRepository {
             .transpose()
     }
 
-    async fn update(&self, owner: UserId, task: &Task) -> Result<bool, StoreError> {
+    async fn update(&self, owner: UserId, task: &Task) -> Result<bool, Failure> {
         let _gate = self.db.write_gate().await;
         let result = task::Entity::update_many()
             .col_expr(task::Column::Title, Expr::value(task.title.as_str()))
@@ -99,7 +100,7 @@ impl TaskRepository for SeaOrmTaskRepository {
         Ok(result.rows_affected > 0)
     }
 
-    async fn delete(&self, owner: UserId, id: TaskId) -> Result<bool, StoreError> {
+    async fn delete(&self, owner: UserId, id: TaskId) -> Result<bool, Failure> {
         let _gate = self.db.write_gate().await;
         let result = task::Entity::delete_many()
             .filter(task::Column::Id.eq(id.as_uuid()))
@@ -111,7 +112,7 @@ impl TaskRepository for SeaOrmTaskRepository {
     }
 }
 
-fn to_domain(row: task::Model) -> Result<Task, StoreError> {
+fn to_domain(row: task::Model) -> Result<Task, Failure> {
     let title = TaskTitle::parse(&row.title).map_err(|_| corrupt("task title"))?;
     let description = row
         .description

@@ -3,10 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::SessionOpening;
-use portcullis_domain::user::{Email, InsertUserError, Profile, User, UserId, UserRepository};
+use portcullis_domain::user::{InsertUserError, Profile, User, UserRepository};
+use portcullis_domain::email::Email;
+use portcullis_domain::ids::UserId;
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -79,7 +81,7 @@ impl UserRepository for SeaOrmUserRepository {
         }
     }
 
-    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, Failure> {
         user::Entity::find()
             .filter(user::Column::Email.eq(email.as_str()))
             .one(self.db.bounded())
@@ -89,7 +91,7 @@ impl UserRepository for SeaOrmUserRepository {
             .transpose()
     }
 
-    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, Failure> {
         user::Entity::find_by_id(id.as_uuid())
             .one(self.db.bounded())
             .await
@@ -98,7 +100,7 @@ impl UserRepository for SeaOrmUserRepository {
             .transpose()
     }
 
-    async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, StoreError> {
+    async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, Failure> {
         if let Some(profile) = self.profiles.get(&id) {
             return Ok(Some(profile));
         }
@@ -114,7 +116,7 @@ impl UserRepository for SeaOrmUserRepository {
         id: UserId,
         hash: &PasswordHash,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Failure> {
         let _gate = self.db.write_gate().await;
         user::Entity::update_many()
             .col_expr(user::Column::PasswordHash, Expr::value(hash.as_str()))
@@ -127,7 +129,7 @@ impl UserRepository for SeaOrmUserRepository {
     }
 }
 
-fn to_domain(row: user::Model) -> Result<User, StoreError> {
+fn to_domain(row: user::Model) -> Result<User, Failure> {
     Ok(User {
         id: UserId::from_uuid(row.id),
         email: Email::from_trusted(row.email),

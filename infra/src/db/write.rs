@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use portcullis_domain::error::StoreError;
+use portcullis_domain::error::Failure;
 use sea_orm::{
     DatabaseTransaction, DbErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
@@ -45,7 +45,7 @@ impl Database {
     }
 
     /// Opens a transaction meant to write.
-    pub(crate) async fn begin_write(&self) -> Result<WriteTx, StoreError> {
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, Failure> {
         let gate = self.write_gate().await;
         // IMMEDIATE takes SQLite's write lock up front, so a transaction never
         // fails half-way when upgrading from reader to writer; other
@@ -76,7 +76,7 @@ impl WriteTx {
     /// Rollbacks are awaited rather than left to `Drop`, which only schedules
     /// them: the gate must not open while this transaction still holds
     /// SQLite's write lock.
-    pub(crate) async fn settle<T>(self, body: Result<Decision<T>, DbErr>) -> Result<T, StoreError> {
+    pub(crate) async fn settle<T>(self, body: Result<Decision<T>, DbErr>) -> Result<T, Failure> {
         let WriteTx { txn, _gate } = self;
         let limit = txn.limit();
         let txn = txn.into_inner();

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{Duration as StdDuration, Instant};
 
 use async_trait::async_trait;
-use portcullis_domain::Unexpected;
+use portcullis_domain::error::Failure;
 use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
 use time::Duration;
 
@@ -23,7 +23,7 @@ impl WarnEvery {
         }
     }
 
-    fn warn(&self, what: &str, error: &Unexpected) {
+    fn warn(&self, what: &str, error: &Failure) {
         let now = Instant::now();
         if let Ok(mut last) = self.last.lock()
             && last.is_none_or(|at| now.duration_since(at) > StdDuration::from_secs(30))
@@ -53,7 +53,7 @@ impl FallbackLimiter {
 
 #[async_trait]
 impl RateLimiter for FallbackLimiter {
-    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Failure> {
         match self.redis.check(bucket, key).await {
             Ok(decision) => Ok(decision),
             Err(error) => {
@@ -83,7 +83,7 @@ impl FallbackFailures {
 
 #[async_trait]
 impl FailureCounter for FallbackFailures {
-    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+    async fn state(&self, key: &str) -> Result<FailureState, Failure> {
         match self.redis.state(key).await {
             Ok(state) => Ok(state),
             Err(error) => {
@@ -98,7 +98,7 @@ impl FailureCounter for FallbackFailures {
         key: &str,
         window: Duration,
         lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Unexpected> {
+    ) -> Result<FailureState, Failure> {
         match self.redis.add_failure(key, window, lock_for).await {
             Ok(state) => Ok(state),
             Err(error) => {
@@ -108,7 +108,7 @@ impl FailureCounter for FallbackFailures {
         }
     }
 
-    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+    async fn clear(&self, key: &str) -> Result<(), Failure> {
         let local = self.local.clear_now(key);
         match self.redis.clear(key).await {
             Ok(()) => local,

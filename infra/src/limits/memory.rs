@@ -9,7 +9,7 @@ use std::time::{Duration as StdDuration, Instant};
 use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota as GovernorQuota, RateLimiter as Governor};
-use portcullis_domain::Unexpected;
+use portcullis_domain::error::Failure;
 use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
 use time::Duration;
 
@@ -88,7 +88,7 @@ impl GovernorRateLimiter {
 
 #[async_trait]
 impl RateLimiter for GovernorRateLimiter {
-    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Failure> {
         Ok(self.decide(bucket, key))
     }
 }
@@ -129,10 +129,10 @@ impl InMemoryFailureCounter {
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, Unexpected> {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, Failure> {
         self.entries
             .lock()
-            .map_err(|_| Unexpected::msg("failure counter lock poisoned"))
+            .map_err(|_| Failure::msg("failure counter lock poisoned"))
     }
 
     /// Keys held.
@@ -152,7 +152,7 @@ impl InMemoryFailureCounter {
         }
     }
 
-    pub fn state_now(&self, key: &str) -> Result<FailureState, Unexpected> {
+    pub fn state_now(&self, key: &str) -> Result<FailureState, Failure> {
         let now = Instant::now();
         let entries = self.lock()?;
         Ok(match entries.get(key) {
@@ -178,7 +178,7 @@ impl InMemoryFailureCounter {
         key: &str,
         window: Duration,
         lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Unexpected> {
+    ) -> Result<FailureState, Failure> {
         let now = Instant::now();
         let mut entries = self.lock()?;
         if entries.len() >= self.max_keys && !entries.contains_key(key) {
@@ -211,7 +211,7 @@ impl InMemoryFailureCounter {
         })
     }
 
-    pub fn clear_now(&self, key: &str) -> Result<(), Unexpected> {
+    pub fn clear_now(&self, key: &str) -> Result<(), Failure> {
         self.lock()?.remove(key);
         Ok(())
     }
@@ -219,7 +219,7 @@ impl InMemoryFailureCounter {
 
 #[async_trait]
 impl FailureCounter for InMemoryFailureCounter {
-    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+    async fn state(&self, key: &str) -> Result<FailureState, Failure> {
         self.state_now(key)
     }
 
@@ -228,11 +228,11 @@ impl FailureCounter for InMemoryFailureCounter {
         key: &str,
         window: Duration,
         lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Unexpected> {
+    ) -> Result<FailureState, Failure> {
         self.add_failure_now(key, window, lock_for)
     }
 
-    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+    async fn clear(&self, key: &str) -> Result<(), Failure> {
         self.clear_now(key)
     }
 }

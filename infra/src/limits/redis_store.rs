@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use portcullis_domain::Unexpected;
+use portcullis_domain::error::Failure;
 use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
@@ -56,17 +56,17 @@ impl RedisConnection {
     }
 
     /// Records a failure: Redis is skipped for [`BACKOFF`], then reconnected.
-    async fn failed(&self, error: impl std::fmt::Display) -> Unexpected {
+    async fn failed(&self, error: impl std::fmt::Display) -> Failure {
         if let Ok(mut until) = self.down_until.lock() {
             *until = Some(std::time::Instant::now() + BACKOFF);
         }
         *self.manager.lock().await = None;
-        Unexpected::msg(format!("redis unavailable: {error}"))
+        Failure::msg(format!("redis unavailable: {error}"))
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, Unexpected> {
+    async fn connection(&self) -> Result<ConnectionManager, Failure> {
         if self.backing_off() {
-            return Err(Unexpected::msg("redis unavailable (backing off)"));
+            return Err(Failure::msg("redis unavailable (backing off)"));
         }
         let mut slot = self.manager.lock().await;
         if let Some(manager) = slot.as_ref() {
@@ -101,13 +101,13 @@ impl RedisConnection {
     ///
     /// # Errors
     /// When Redis does not answer.
-    pub async fn ping(&self) -> Result<(), Unexpected> {
+    pub async fn ping(&self) -> Result<(), Failure> {
         let mut conn = self.connection().await?;
         redis::cmd("PING")
             .query_async::<String>(&mut conn)
             .await
             .map(|_| ())
-            .map_err(|e| Unexpected::msg(format!("redis ping: {e}")))
+            .map_err(|e| Failure::msg(format!("redis ping: {e}")))
     }
 }
 
@@ -149,7 +149,7 @@ impl RedisRateLimiter {
 
 #[async_trait]
 impl RateLimiter for RedisRateLimiter {
-    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Failure> {
         let quota = self.quotas.for_bucket(bucket);
         let emission_ms = 60_000 / u64::from(quota.per_minute.max(1));
         let tolerance_ms = emission_ms * u64::from(quota.burst.max(1) - 1);
@@ -221,7 +221,7 @@ fn secs_from_ms(left: i64) -> Option<u64> {
 
 #[async_trait]
 impl FailureCounter for RedisFailureCounter {
-    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+    async fn state(&self, key: &str) -> Result<FailureState, Failure> {
         let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
         let result: redis::RedisResult<(u32, i64)> = self
@@ -245,7 +245,7 @@ impl FailureCounter for RedisFailureCounter {
         key: &str,
         window: Duration,
         lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Unexpected> {
+    ) -> Result<FailureState, Failure> {
         let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
         let result: redis::RedisResult<u32> = self
@@ -281,7 +281,7 @@ impl FailureCounter for RedisFailureCounter {
         })
     }
 
-    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+    async fn clear(&self, key: &str) -> Result<(), Failure> {
         let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
         redis::cmd("DEL")
@@ -290,6 +290,6 @@ impl FailureCounter for RedisFailureCounter {
             .query_async::<i64>(&mut conn)
             .await
             .map(|_| ())
-            .map_err(|e| Unexpected::msg(format!("redis clear: {e}")))
+            .map_err(|e| Failure::msg(format!("redis clear: {e}")))
     }
 }

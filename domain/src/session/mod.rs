@@ -9,48 +9,17 @@ use std::fmt;
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::audit::AuthEvent;
-use crate::error::StoreError;
-use crate::user::UserId;
+use crate::context::ClientInfo;
+use crate::error::Failure;
+use crate::ids::{SessionId, UserId};
 
-/// A session's stable identifier (the `sid` claim).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(Uuid);
+mod rotation;
+mod service;
 
-impl SessionId {
-    /// A new, time-ordered identifier.
-    pub fn new() -> Self {
-        Self(Uuid::now_v7())
-    }
-    /// Wraps an identifier read back from storage or a verified token.
-    pub fn from_uuid(id: Uuid) -> Self {
-        Self(id)
-    }
-    /// The underlying UUID.
-    pub fn as_uuid(&self) -> Uuid {
-        self.0
-    }
-}
-
-impl Default for SessionId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SessionId({})", self.0)
-    }
-}
+pub use rotation::decide_rotation;
+pub use service::{RevokeSessionError, SessionService};
 
 /// An opaque refresh token: 256 random bits, base64url without padding.
 /// Never logged; only its [`TokenHash`] is stored.
@@ -171,35 +140,6 @@ impl RevokeReason {
     }
 }
 
-/// Who opened a session, as far as the edge can tell. Both fields are
-/// attacker-controlled and bounded at construction.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClientInfo {
-    user_agent: Option<String>,
-    ip: Option<String>,
-}
-
-impl ClientInfo {
-    /// Longest user agent kept, in characters.
-    pub const MAX_USER_AGENT: usize = 256;
-
-    /// Builds client info, bounding the user agent and escaping its control characters.
-    pub fn new(user_agent: Option<&str>, ip: Option<String>) -> Self {
-        let user_agent = user_agent
-            .map(|ua| crate::audit::encode_untrusted(ua, Self::MAX_USER_AGENT))
-            .filter(|ua| !ua.is_empty());
-        Self { user_agent, ip }
-    }
-    /// The bounded user agent.
-    pub fn user_agent(&self) -> Option<&str> {
-        self.user_agent.as_deref()
-    }
-    /// The client IP address.
-    pub fn ip(&self) -> Option<&str> {
-        self.ip.as_deref()
-    }
-}
-
 /// A login session: one refresh-token family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -244,6 +184,12 @@ impl Session {
     /// When the session's refresh tokens stop working if it is not used again.
     pub fn refresh_expires_at(&self) -> OffsetDateTime {
         self.idle_expires_at.min(self.absolute_expires_at)
+    }
+
+    /// Records a use at `now` that moves the idle expiry to `idle_expires_at`.
+    pub fn record_use(&mut self, now: OffsetDateTime, idle_expires_at: OffsetDateTime) {
+        self.last_used_at = now;
+        self.idle_expires_at = idle_expires_at;
     }
 
     /// The idle expiry after a use at `now`; rotation never passes the absolute expiry.
@@ -318,13 +264,13 @@ pub struct SessionOpening<'a> {
 #[async_trait]
 pub trait SessionRepository: Send + Sync + 'static {
     /// Stores a new session, its first refresh-token hash and its event, atomically.
-    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError>;
+    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), Failure>;
 
     /// The refresh-token record with this hash and its session.
     async fn find_by_refresh_token(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, Session)>, StoreError>;
+    ) -> Result<Option<(RefreshRecord, Session)>, Failure>;
 
     /// In one transaction: marks `presented` rotated at `now` if it is still
     /// current, stores `next` as current, and records the use of the session
@@ -340,7 +286,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
-    ) -> Result<RotateOutcome, StoreError>;
+    ) -> Result<RotateOutcome, Failure>;
 
     /// Adds `next` as another current token of an active session (a refresh
     /// replayed within the grace interval). Returns `false` when the session is
@@ -352,10 +298,10 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, Failure>;
 
     /// The session with this id if it belongs to `user`.
-    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError>;
+    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, Failure>;
 
     /// Revokes one active session of `user`. Returns whether it changed anything.
     async fn revoke(
@@ -365,7 +311,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         reason: RevokeReason,
         event: &AuthEvent,
-    ) -> Result<bool, StoreError>;
+    ) -> Result<bool, Failure>;
 
     /// Revokes every not-yet-revoked session of `user` but `except`, returning
     /// their ids; stores `event` when at least one changed.
@@ -376,20 +322,20 @@ pub trait SessionRepository: Send + Sync + 'static {
         now: OffsetDateTime,
         reason: RevokeReason,
         event: &AuthEvent,
-    ) -> Result<Vec<SessionId>, StoreError>;
+    ) -> Result<Vec<SessionId>, Failure>;
 
     /// The active sessions of `user` at `now`, newest first.
     async fn list_active(
         &self,
         user: UserId,
         now: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError>;
+    ) -> Result<Vec<Session>, Failure>;
 
     /// Sessions revoked at or after `since`, for the revocation feed of other instances.
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError>;
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure>;
 
     /// How many sessions are neither revoked nor expired at `now` (for the gauge).
-    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError>;
+    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, Failure>;
 
     /// Deletes up to `limit` sessions that ended (revoked, idle-expired or
     /// past their absolute expiry) before `ended_before`, with their refresh
@@ -398,7 +344,7 @@ pub trait SessionRepository: Send + Sync + 'static {
         &self,
         ended_before: OffsetDateTime,
         limit: u64,
-    ) -> Result<u64, StoreError>;
+    ) -> Result<u64, Failure>;
 }
 
 /// Knows which sessions are revoked without a storage round trip, so the hot
@@ -430,15 +376,6 @@ mod tests {
             session.next_idle_expiry(late, &policy),
             session.absolute_expires_at
         );
-    }
-
-    #[test]
-    fn client_info_is_bounded_and_clean() {
-        let ua = format!("evil\r\nheader: x{}", "a".repeat(1000));
-        let info = ClientInfo::new(Some(&ua), None);
-        let kept = info.user_agent().unwrap();
-        assert_eq!(kept.chars().count(), ClientInfo::MAX_USER_AGENT);
-        assert!(!kept.contains('\n'));
     }
 
     #[test]

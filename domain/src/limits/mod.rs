@@ -1,4 +1,5 @@
 //! Abuse limits: per-client request budgets and per-account login lockout.
+//! The guard that applies them to a log-in is in `login_guard`.
 //!
 //! The policy (how many failures slow down, how many lock, for how long) lives
 //! here; the stores behind the ports only count, atomically and with expiry,
@@ -7,7 +8,11 @@
 use async_trait::async_trait;
 use time::Duration;
 
-use crate::Unexpected;
+use crate::error::Failure;
+
+mod login_guard;
+
+pub use login_guard::{GuardError, LoginAttempt, LoginGuard, RateLimited};
 
 /// A request budget, per client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,7 +43,7 @@ pub enum Decision {
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// Spends one request of `key`'s budget in `bucket`.
-    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected>;
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Failure>;
 }
 
 /// The state of one failure counter.
@@ -54,7 +59,7 @@ pub struct FailureState {
 #[async_trait]
 pub trait FailureCounter: Send + Sync + 'static {
     /// The current state of `key`.
-    async fn state(&self, key: &str) -> Result<FailureState, Unexpected>;
+    async fn state(&self, key: &str) -> Result<FailureState, Failure>;
     /// Adds a failure (the count expires `window` after the last failure) and,
     /// when `lock_for(new_count)` says so, locks the key for that long.
     /// Returns the state after the failure.
@@ -63,9 +68,9 @@ pub trait FailureCounter: Send + Sync + 'static {
         key: &str,
         window: Duration,
         lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Unexpected>;
+    ) -> Result<FailureState, Failure>;
     /// Forgets `key` (after a success).
-    async fn clear(&self, key: &str) -> Result<(), Unexpected>;
+    async fn clear(&self, key: &str) -> Result<(), Failure>;
 }
 
 /// How consecutive log-in failures are answered.
@@ -117,6 +122,25 @@ impl LockoutPolicy {
     /// Whether the `count`-th failure starts the long lock (an `account_locked` event).
     pub fn locks_at(&self, count: u32) -> bool {
         count == self.lock_after
+    }
+}
+
+/// The abuse limits in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitPolicy {
+    /// `false` disables every limit (benchmarks only).
+    pub enabled: bool,
+    pub account: LockoutPolicy,
+    pub client: LockoutPolicy,
+}
+
+impl Default for LimitPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            account: LockoutPolicy::account_default(),
+            client: LockoutPolicy::client_default(),
+        }
     }
 }
 

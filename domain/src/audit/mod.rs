@@ -11,9 +11,13 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::StoreError;
-use crate::session::{ClientInfo, SessionId};
-use crate::user::UserId;
+use crate::context::{RequestContext, encode_untrusted};
+use crate::error::Failure;
+use crate::ids::{SessionId, UserId};
+
+mod log;
+
+pub use log::{AuditLog, EventPage};
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -116,16 +120,6 @@ impl Outcome {
     }
 }
 
-/// Where a request came from and how to find it again in logs and traces.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RequestContext {
-    pub client: ClientInfo,
-    /// The `X-Request-Id` of the request.
-    pub request_id: Option<String>,
-    /// The W3C trace id of the request's trace.
-    pub trace_id: Option<String>,
-}
-
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthEvent {
@@ -187,28 +181,6 @@ impl AuthEvent {
     }
 }
 
-/// Makes attacker-controlled text safe to store and print: control
-/// characters are escaped (`\n`, `\u{1b}`), never silently dropped, and the
-/// result holds at most `max_chars` characters (an escape is never cut).
-pub fn encode_untrusted(raw: &str, max_chars: usize) -> String {
-    let mut out = String::new();
-    let mut count = 0;
-    for c in raw.chars() {
-        let piece: String = if c.is_control() {
-            c.escape_default().collect()
-        } else {
-            c.to_string()
-        };
-        let len = piece.chars().count();
-        if count + len > max_chars {
-            break;
-        }
-        count += len;
-        out.push_str(&piece);
-    }
-    out
-}
-
 /// Receives events that come with no state change. Implementations persist
 /// them without making the caller wait for storage, and must never block.
 pub trait AuditSink: Send + Sync + 'static {
@@ -237,9 +209,9 @@ pub struct EventQuery {
 #[async_trait]
 pub trait AuthEventRepository: Send + Sync + 'static {
     /// Appends events in one transaction.
-    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError>;
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), Failure>;
     /// Events matching `query`, newest first.
-    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError>;
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, Failure>;
 }
 
 #[cfg(test)]
@@ -255,21 +227,6 @@ mod tests {
             AuthEventKind::RefreshTokenReuseDetected.severity(),
             Severity::Critical
         );
-    }
-
-    #[test]
-    fn untrusted_text_is_escaped_not_dropped() {
-        assert_eq!(
-            encode_untrusted("203.0.113.9\r\n999", 100),
-            "203.0.113.9\\r\\n999"
-        );
-        assert_eq!(encode_untrusted("ab\u{1b}[31m", 100), "ab\\u{1b}[31m");
-        assert_eq!(
-            encode_untrusted("abc\n", 4),
-            "abc",
-            "an escape is never cut"
-        );
-        assert_eq!(encode_untrusted("héllo", 3), "hél");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! In-memory fakes of every port, for unit tests of the services.
+//! In-memory fakes of every port, for unit tests of the use cases and, with
+//! the `testkit` feature, for handler tests of the adapters. Not for
+//! production: they panic on poisoned locks and keep everything in memory.
 
 #![allow(clippy::unwrap_used)]
 
@@ -10,20 +12,21 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
-use crate::Unexpected;
 use std::sync::Arc;
 
 use crate::audit::{AuditSink, AuthEvent, AuthEventRepository, EventQuery};
 use crate::clock::Clock;
-use crate::error::StoreError;
+use crate::email::Email;
+use crate::error::Failure;
+use crate::ids::{SessionId, UserId};
 use crate::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
-use crate::password::{HashError, Password, PasswordHash, PasswordHasher, Verification};
+use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
     RefreshRecord, RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome,
-    SecretGenerator, Session, SessionId, SessionOpening, SessionRepository, TokenHash,
+    SecretGenerator, Session, SessionOpening, SessionRepository, TokenHash, decide_rotation,
 };
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
-use crate::user::{Email, InsertUserError, User, UserId, UserRepository};
+use crate::user::{InsertUserError, User, UserRepository};
 
 pub struct FixedClock(Mutex<OffsetDateTime>);
 
@@ -106,7 +109,7 @@ impl UserRepository for InMemoryStore {
         state.open(opening);
         Ok(())
     }
-    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+    async fn find_by_email(&self, email: &Email) -> Result<Option<User>, Failure> {
         Ok(self
             .0
             .lock()
@@ -116,7 +119,7 @@ impl UserRepository for InMemoryStore {
             .find(|u| &u.email == email)
             .cloned())
     }
-    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+    async fn find_by_id(&self, id: UserId) -> Result<Option<User>, Failure> {
         Ok(self.0.lock().unwrap().users.get(&id).cloned())
     }
     async fn update_password_hash(
@@ -124,7 +127,7 @@ impl UserRepository for InMemoryStore {
         id: UserId,
         hash: &PasswordHash,
         now: OffsetDateTime,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), Failure> {
         if let Some(user) = self.0.lock().unwrap().users.get_mut(&id) {
             user.password_hash = hash.clone();
             user.updated_at = now;
@@ -135,14 +138,14 @@ impl UserRepository for InMemoryStore {
 
 #[async_trait]
 impl SessionRepository for InMemoryStore {
-    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), StoreError> {
+    async fn create(&self, opening: SessionOpening<'_>) -> Result<(), Failure> {
         self.0.lock().unwrap().open(opening);
         Ok(())
     }
     async fn find_by_refresh_token(
         &self,
         token: &TokenHash,
-    ) -> Result<Option<(RefreshRecord, Session)>, StoreError> {
+    ) -> Result<Option<(RefreshRecord, Session)>, Failure> {
         let state = self.0.lock().unwrap();
         Ok(state
             .tokens
@@ -157,16 +160,20 @@ impl SessionRepository for InMemoryStore {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
-    ) -> Result<RotateOutcome, StoreError> {
+    ) -> Result<RotateOutcome, Failure> {
         let mut state = self.0.lock().unwrap();
-        if !state.sessions[&session].is_active(now) {
-            return Ok(RotateOutcome::SessionInactive);
+        let outcome = decide_rotation(
+            session,
+            state.sessions.get(&session),
+            state.tokens.get(presented),
+            now,
+        );
+        if outcome != RotateOutcome::Rotated {
+            return Ok(outcome);
         }
-        let record = state.tokens.get_mut(presented).unwrap();
-        if record.rotated_at.is_some() {
-            return Ok(RotateOutcome::AlreadyRotated);
+        if let Some(record) = state.tokens.get_mut(presented) {
+            record.rotated_at = Some(now);
         }
-        record.rotated_at = Some(now);
         state.tokens.insert(
             next.clone(),
             RefreshRecord {
@@ -175,9 +182,9 @@ impl SessionRepository for InMemoryStore {
                 rotated_at: None,
             },
         );
-        let stored = state.sessions.get_mut(&session).unwrap();
-        stored.last_used_at = now;
-        stored.idle_expires_at = idle_expires_at;
+        if let Some(stored) = state.sessions.get_mut(&session) {
+            stored.record_use(now, idle_expires_at);
+        }
         state.events.push(event.clone());
         Ok(RotateOutcome::Rotated)
     }
@@ -188,7 +195,7 @@ impl SessionRepository for InMemoryStore {
         now: OffsetDateTime,
         idle_expires_at: OffsetDateTime,
         event: &AuthEvent,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Failure> {
         let mut state = self.0.lock().unwrap();
         if !state.sessions[&session].is_active(now) {
             return Ok(false);
@@ -207,7 +214,7 @@ impl SessionRepository for InMemoryStore {
         state.events.push(event.clone());
         Ok(true)
     }
-    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, StoreError> {
+    async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, Failure> {
         let state = self.0.lock().unwrap();
         Ok(state
             .sessions
@@ -222,7 +229,7 @@ impl SessionRepository for InMemoryStore {
         now: OffsetDateTime,
         reason: RevokeReason,
         event: &AuthEvent,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<bool, Failure> {
         let mut state = self.0.lock().unwrap();
         let changed = match state.sessions.get_mut(&session) {
             Some(s) if s.user_id == user && s.revoked_at.is_none() => {
@@ -244,7 +251,7 @@ impl SessionRepository for InMemoryStore {
         now: OffsetDateTime,
         reason: RevokeReason,
         event: &AuthEvent,
-    ) -> Result<Vec<SessionId>, StoreError> {
+    ) -> Result<Vec<SessionId>, Failure> {
         let mut state = self.0.lock().unwrap();
         let mut revoked = Vec::new();
         for s in state.sessions.values_mut() {
@@ -263,7 +270,7 @@ impl SessionRepository for InMemoryStore {
         &self,
         user: UserId,
         now: OffsetDateTime,
-    ) -> Result<Vec<Session>, StoreError> {
+    ) -> Result<Vec<Session>, Failure> {
         let state = self.0.lock().unwrap();
         let mut list: Vec<_> = state
             .sessions
@@ -274,7 +281,7 @@ impl SessionRepository for InMemoryStore {
         list.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(list)
     }
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, StoreError> {
+    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure> {
         let state = self.0.lock().unwrap();
         Ok(state
             .sessions
@@ -289,7 +296,7 @@ impl SessionRepository for InMemoryStore {
             })
             .collect())
     }
-    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, StoreError> {
+    async fn count_active(&self, now: OffsetDateTime) -> Result<u64, Failure> {
         let state = self.0.lock().unwrap();
         Ok(state.sessions.values().filter(|s| s.is_active(now)).count() as u64)
     }
@@ -297,7 +304,7 @@ impl SessionRepository for InMemoryStore {
         &self,
         ended_before: OffsetDateTime,
         limit: u64,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<u64, Failure> {
         let mut state = self.0.lock().unwrap();
         let ended: Vec<SessionId> = state
             .sessions
@@ -322,11 +329,11 @@ impl SessionRepository for InMemoryStore {
 
 #[async_trait]
 impl AuthEventRepository for InMemoryStore {
-    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError> {
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), Failure> {
         self.0.lock().unwrap().events.extend_from_slice(events);
         Ok(())
     }
-    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError> {
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, Failure> {
         let state = self.0.lock().unwrap();
         let mut found: Vec<AuthEvent> = state
             .events
@@ -368,7 +375,7 @@ impl CountingLimiter {
 
 #[async_trait]
 impl RateLimiter for CountingLimiter {
-    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Unexpected> {
+    async fn check(&self, bucket: Bucket, key: &str) -> Result<Decision, Failure> {
         let mut counts = self.counts.lock().unwrap();
         let count = counts.entry((bucket, key.to_owned())).or_default();
         *count += 1;
@@ -402,7 +409,7 @@ impl ClockedFailures {
 
 #[async_trait]
 impl FailureCounter for ClockedFailures {
-    async fn state(&self, key: &str) -> Result<FailureState, Unexpected> {
+    async fn state(&self, key: &str) -> Result<FailureState, Failure> {
         let now = self.clock.now();
         let entries = self.entries.lock().unwrap();
         Ok(match entries.get(key) {
@@ -420,7 +427,7 @@ impl FailureCounter for ClockedFailures {
         key: &str,
         window: Duration,
         lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Unexpected> {
+    ) -> Result<FailureState, Failure> {
         let now = self.clock.now();
         let mut entries = self.entries.lock().unwrap();
         let entry = entries.entry(key.to_owned()).or_insert((0, now, None));
@@ -436,7 +443,7 @@ impl FailureCounter for ClockedFailures {
             locked_for_secs: lock.map(|l| (l - now).whole_seconds() as u64),
         })
     }
-    async fn clear(&self, key: &str) -> Result<(), Unexpected> {
+    async fn clear(&self, key: &str) -> Result<(), Failure> {
         self.entries.lock().unwrap().remove(key);
         Ok(())
     }
@@ -450,14 +457,14 @@ pub struct FakeHasher {
 
 #[async_trait]
 impl PasswordHasher for FakeHasher {
-    async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, Failure> {
         Ok(PasswordHash::new(format!("fake:{}", password.expose())))
     }
     async fn verify(
         &self,
         password: &Password,
         hash: &PasswordHash,
-    ) -> Result<Verification, HashError> {
+    ) -> Result<Verification, Failure> {
         let old = hash.as_str().strip_prefix("old:");
         let stored = old
             .or_else(|| hash.as_str().strip_prefix("fake:"))
@@ -467,7 +474,7 @@ impl PasswordHasher for FakeHasher {
             needs_rehash: old.is_some(),
         })
     }
-    async fn verify_dummy(&self, _password: &Password) -> Result<(), HashError> {
+    async fn verify_dummy(&self, _password: &Password) -> Result<(), Failure> {
         self.dummy_verifications.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
@@ -477,7 +484,7 @@ impl PasswordHasher for FakeHasher {
 pub struct FakeTokens;
 
 impl TokenIssuer for FakeTokens {
-    fn issue(&self, claims: &AccessClaims) -> Result<AccessToken, Unexpected> {
+    fn issue(&self, claims: &AccessClaims) -> Result<AccessToken, Failure> {
         Ok(AccessToken::new(format!(
             "{}|{}|{}",
             claims.user_id,

@@ -1,0 +1,144 @@
+//! Log in: verify an email and password and open a session.
+
+use time::OffsetDateTime;
+
+use super::{AuthService, TokenPair, record_outcome};
+use crate::audit::AuthEventKind;
+use crate::context::RequestContext;
+use crate::email::Email;
+use crate::error::Failure;
+use crate::limits::{Bucket, GuardError, LoginAttempt, RateLimited};
+use crate::password::Password;
+use crate::user::User;
+
+/// What a log-in presents.
+#[derive(Debug)]
+pub struct LogIn {
+    pub email: Email,
+    pub password: Password,
+}
+
+/// Why a log-in failed. One variant for every credential problem, on purpose.
+#[derive(Debug, thiserror::Error)]
+pub enum LogInError {
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Too many attempts from this client, or the account (existing or not)
+    /// is locked after repeated failures; the right password gets this too.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
+    #[error(transparent)]
+    Failure(#[from] Failure),
+}
+
+impl LogInError {
+    /// The stable outcome name that spans and metrics carry.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Failure(_) => "error",
+        }
+    }
+}
+
+impl From<RateLimited> for LogInError {
+    fn from(limited: RateLimited) -> Self {
+        Self::RateLimited {
+            retry_after_secs: limited.retry_after_secs,
+        }
+    }
+}
+
+impl From<GuardError> for LogInError {
+    fn from(error: GuardError) -> Self {
+        match error {
+            GuardError::RateLimited(limited) => limited.into(),
+            GuardError::Failure(failure) => failure.into(),
+        }
+    }
+}
+
+impl AuthService {
+    /// Verifies credentials and opens a session.
+    ///
+    /// An unknown email pays for a full verification against a dummy hash, so
+    /// every failure costs the same and answers the same. Failures are counted
+    /// per normalised email (existing or not) and per client address; past the
+    /// policy's thresholds they first slow down, then lock, and a locked key
+    /// answers `RateLimited` before any password is checked.
+    ///
+    /// # Errors
+    /// `InvalidCredentials` for any credential problem, `RateLimited`, or a `Failure`.
+    #[tracing::instrument(name = "auth.log_in", skip_all, fields(outcome))]
+    pub async fn log_in(&self, input: LogIn, ctx: &RequestContext) -> Result<TokenPair, LogInError> {
+        let result = self.log_in_inner(input, ctx).await;
+        record_outcome(result.as_ref().map_or_else(|e| e.outcome(), |_| "success"));
+        result
+    }
+
+    async fn log_in_inner(
+        &self,
+        LogIn { email, password }: LogIn,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, LogInError> {
+        self.guard.admit(Bucket::LogIn, ctx).await?;
+        let attempt = LoginAttempt::new(&email, ctx);
+        self.guard.ensure_unlocked(&attempt, ctx).await?;
+
+        let found = self.ports.users.find_by_email(&email).await?;
+        let verified = match &found {
+            Some(user) => {
+                let verification = self
+                    .ports
+                    .hasher
+                    .verify(&password, &user.password_hash)
+                    .await?;
+                verification.matches.then_some(verification)
+            }
+            None => {
+                self.ports.hasher.verify_dummy(&password).await?;
+                None
+            }
+        };
+        let (Some(user), Some(verification)) = (found.clone(), verified) else {
+            self.guard
+                .failed(&attempt, found.as_ref().map(|u| u.id), ctx)
+                .await?;
+            return Err(LogInError::InvalidCredentials);
+        };
+
+        self.guard.succeeded(&attempt).await;
+        let now = self.ports.clock.now();
+        let user = if verification.needs_rehash {
+            self.upgrade_hash(user, &password, now).await
+        } else {
+            user
+        };
+        Ok(self
+            .open_session(user, now, ctx, AuthEventKind::LoginSucceeded)
+            .await?)
+    }
+
+    /// Replaces an outdated hash; a failure here must not fail the log-in.
+    async fn upgrade_hash(&self, mut user: User, password: &Password, now: OffsetDateTime) -> User {
+        match self.ports.hasher.hash(password).await {
+            Ok(hash) => match self
+                .ports
+                .users
+                .update_password_hash(user.id, &hash, now)
+                .await
+            {
+                Ok(()) => {
+                    user.password_hash = hash;
+                    user.updated_at = now;
+                }
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not store upgraded password hash")
+                }
+            },
+            Err(error) => tracing::warn!(error = %error, "could not rehash password"),
+        }
+        user
+    }
+}
