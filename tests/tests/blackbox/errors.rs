@@ -1,6 +1,6 @@
 //! Bad input: every error is problem+json, never a 500.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::json;
 
 use crate::helpers::*;
@@ -17,8 +17,7 @@ async fn malformed_json_is_a_bad_request() {
         "",
     ] {
         let resp = app
-            .client
-            .post(app.url("/api/v1/auth/signup"))
+            .request(Method::POST, "/api/v1/auth/signup")
             .header("content-type", "application/json")
             .body(body)
             .send()
@@ -33,8 +32,7 @@ async fn malformed_json_is_a_bad_request() {
 async fn wrong_content_type_is_unsupported() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
+        .request(Method::POST, "/api/v1/auth/login")
         .header("content-type", "text/plain")
         .body("email=a@example.com")
         .send()
@@ -47,8 +45,7 @@ async fn wrong_content_type_is_unsupported() {
     )
     .await;
     let resp = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
+        .request(Method::POST, "/api/v1/auth/login")
         .header("content-type", "application/x-www-form-urlencoded")
         .body("email=a@example.com&password=x")
         .send()
@@ -69,8 +66,7 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
     let big = json!({"email": "big@example.com", "password": "x".repeat(20 * 1024)}).to_string();
 
     let resp = app
-        .client
-        .post(app.url("/api/v1/auth/signup"))
+        .request(Method::POST, "/api/v1/auth/signup")
         .header("content-type", "application/json")
         .body(big.clone())
         .send()
@@ -86,8 +82,7 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
             .collect::<Vec<_>>(),
     );
     let resp = app
-        .client
-        .post(app.url("/api/v1/auth/signup"))
+        .request(Method::POST, "/api/v1/auth/signup")
         .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(stream))
         .send()
@@ -101,22 +96,19 @@ async fn oversized_bodies_are_refused_with_or_without_a_length() {
 async fn unknown_paths_and_methods_are_problems() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .get(app.url("/api/v1/nope"))
+        .request(Method::GET, "/api/v1/nope")
         .send()
         .await
         .unwrap();
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
     let resp = app
-        .client
-        .delete(app.url("/api/v1/auth/login"))
+        .request(Method::DELETE, "/api/v1/auth/login")
         .send()
         .await
         .unwrap();
     assert_problem(resp, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
     let resp = app
-        .client
-        .put(app.url("/health/live"))
+        .request(Method::PUT, "/health/live")
         .send()
         .await
         .unwrap();
@@ -128,17 +120,13 @@ async fn unknown_paths_and_methods_are_problems() {
 async fn bad_path_and_query_parameters_are_bad_requests() {
     let app = spawn_app().await;
     let (_, tokens) = app.new_user().await;
-    let resp = app
-        .get_auth("/api/v1/tasks/not-a-uuid", &tokens.access)
-        .await;
+    let resp = app.get_task(&tokens.access, "not-a-uuid").await;
     assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
-    let resp = app.get_auth("/api/v1/tasks?limit=0", &tokens.access).await;
+    let resp = app.list_tasks(&tokens.access, &[("limit", "0")]).await;
     assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
-    let resp = app
-        .get_auth("/api/v1/tasks?limit=abc", &tokens.access)
-        .await;
+    let resp = app.list_tasks(&tokens.access, &[("limit", "abc")]).await;
     assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
-    let resp = app.logout(&tokens.access, "everything").await;
+    let resp = app.log_out(&tokens.access, Some("everything")).await;
     assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
     app.stop().await;
 }
@@ -147,8 +135,7 @@ async fn bad_path_and_query_parameters_are_bad_requests() {
 async fn error_bodies_never_carry_internals() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .post(app.url("/api/v1/auth/login"))
+        .request(Method::POST, "/api/v1/auth/login")
         .header("content-type", "application/json")
         .body("{\"email\": \"x@example.com\", \"password\": ")
         .send()
@@ -166,15 +153,16 @@ async fn error_bodies_never_carry_internals() {
 async fn method_not_allowed_names_the_allowed_methods() {
     let app = spawn_app().await;
     let resp = app
-        .client
-        .delete(app.url("/api/v1/auth/login"))
+        .request(Method::DELETE, "/api/v1/auth/login")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.headers()["allow"], "POST");
     let resp = app
-        .client
-        .put(app.url("/api/v1/tasks/00000000-0000-0000-0000-000000000000"))
+        .request(
+            Method::PUT,
+            "/api/v1/tasks/00000000-0000-0000-0000-000000000000",
+        )
         .send()
         .await
         .unwrap();
@@ -182,14 +170,6 @@ async fn method_not_allowed_names_the_allowed_methods() {
     for method in ["GET", "PATCH", "DELETE"] {
         assert!(allow.contains(method), "{allow}");
     }
-    assert_eq!(
-        app.client
-            .get(app.url("/favicon.ico"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(app.favicon().await.status(), StatusCode::NO_CONTENT);
     app.stop().await;
 }

@@ -7,10 +7,8 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-async fn events(app: &TestApp, token: &str, query: &str) -> Value {
-    let resp = app
-        .get_auth(&format!("/api/v1/auth/events{query}"), token)
-        .await;
+async fn events(app: &TestApp, token: &str, query: &[(&str, &str)]) -> Value {
+    let resp = app.events(token, query).await;
     assert_eq!(resp.status(), StatusCode::OK);
     resp.json().await.unwrap()
 }
@@ -25,7 +23,7 @@ fn types(page: &Value) -> Vec<String> {
 }
 
 /// Events without a state change are written in the background: poll.
-async fn eventually(app: &TestApp, token: &str, query: &str, want: &str) -> Value {
+async fn eventually(app: &TestApp, token: &str, query: &[(&str, &str)], want: &str) -> Value {
     for _ in 0..100 {
         let page = events(app, token, query).await;
         if types(&page).iter().any(|t| t == want) {
@@ -40,19 +38,13 @@ async fn eventually(app: &TestApp, token: &str, query: &str, want: &str) -> Valu
 async fn each_action_leaves_its_event_with_the_right_fields() {
     let app = spawn_app().await;
     let (email, first) = app.new_user().await;
-    let second = Tokens::from(app.login(&email, PASSWORD).await).await;
+    let second = Tokens::from(app.log_in(&email, PASSWORD).await).await;
     let third = Tokens::from(app.refresh(&second.refresh).await).await;
-    app.login(&email, "not the password at all").await;
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/sessions/{}", first.session_id())))
-        .bearer_auth(&third.access)
-        .send()
-        .await
-        .unwrap();
+    app.log_in(&email, "not the password at all").await;
+    let resp = app.revoke_session(&third.access, &first.session_id()).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
 
-    let page = eventually(&app, &third.access, "", "login_failed").await;
+    let page = eventually(&app, &third.access, &[], "login_failed").await;
     let mut kinds = types(&page);
     kinds.sort();
     assert_eq!(
@@ -98,9 +90,9 @@ async fn each_action_leaves_its_event_with_the_right_fields() {
     assert_eq!(by_type("session_revoked")["session_id"], first.session_id());
     assert_eq!(by_type("login_failed")["outcome"], "failure");
 
-    app.logout(&third.access, "all").await;
-    let fresh = Tokens::from(app.login(&email, PASSWORD).await).await;
-    let page = events(&app, &fresh.access, "?type=logout").await;
+    app.log_out(&third.access, Some("all")).await;
+    let fresh = Tokens::from(app.log_in(&email, PASSWORD).await).await;
+    let page = events(&app, &fresh.access, &[("type", "logout")]).await;
     assert_eq!(types(&page), ["logout"]);
     app.stop().await;
 }
@@ -116,8 +108,13 @@ async fn reuse_detection_is_recorded() {
     app.refresh(&first.refresh).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     app.refresh(&first.refresh).await;
-    let other = Tokens::from(app.login(&email, PASSWORD).await).await;
-    let page = events(&app, &other.access, "?type=refresh_token_reuse_detected").await;
+    let other = Tokens::from(app.log_in(&email, PASSWORD).await).await;
+    let page = events(
+        &app,
+        &other.access,
+        &[("type", "refresh_token_reuse_detected")],
+    )
+    .await;
     assert_eq!(types(&page), ["refresh_token_reuse_detected"]);
     assert_eq!(page["items"][0]["session_id"], first.session_id());
     app.stop().await;
@@ -128,8 +125,8 @@ async fn nobody_sees_anyone_elses_events() {
     let app = spawn_app().await;
     let (_, alice) = app.new_user().await;
     let (_, bob) = app.new_user().await;
-    let alice_events = events(&app, &alice.access, "").await;
-    let bob_events = events(&app, &bob.access, "").await;
+    let alice_events = events(&app, &alice.access, &[]).await;
+    let bob_events = events(&app, &bob.access, &[]).await;
     assert_eq!(types(&alice_events), ["signup"]);
     assert_eq!(types(&bob_events), ["signup"]);
     assert_ne!(alice_events["items"][0]["id"], bob_events["items"][0]["id"]);
@@ -150,10 +147,10 @@ async fn events_are_paginated_and_survive_a_restart() {
         ..Options::default()
     })
     .await;
-    let first = events(&app, &tokens.access, "?limit=3").await;
+    let first = events(&app, &tokens.access, &[("limit", "3")]).await;
     assert_eq!(types(&first), ["token_refreshed"; 3]);
     let cursor = first["next_cursor"].as_str().unwrap();
-    let rest = events(&app, &tokens.access, &format!("?limit=3&before={cursor}")).await;
+    let rest = events(&app, &tokens.access, &[("limit", "3"), ("before", cursor)]).await;
     assert_eq!(types(&rest), ["token_refreshed", "signup"]);
     assert!(rest.get("next_cursor").is_none_or(Value::is_null));
     app.stop().await;
@@ -171,9 +168,9 @@ async fn rejected_tokens_and_rate_limits_are_recorded_for_operators() {
     })
     .await;
     let (email, tokens) = app.new_user().await;
-    app.login(&email, PASSWORD).await;
+    app.log_in(&email, PASSWORD).await;
     assert_eq!(
-        app.login(&email, PASSWORD).await.status(),
+        app.log_in(&email, PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     let mut tampered = tokens.access.clone();

@@ -3,22 +3,24 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 async fn assert_rejected(app: &TestApp, token: &str, what: &str) {
-    for path in ["/api/v1/users/me", "/api/v1/auth/verify"] {
-        let resp = app.get_auth(path, token).await;
-        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{what} on {path}");
-        assert_eq!(
-            resp.headers()["www-authenticate"],
-            r#"Bearer error="invalid_token""#,
-            "{what}"
-        );
-        assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
-    }
+    assert_rejected_on(app.me(token).await, "/api/v1/users/me", what).await;
+    assert_rejected_on(app.verify(token).await, "/api/v1/auth/verify", what).await;
+}
+
+async fn assert_rejected_on(resp: reqwest::Response, path: &str, what: &str) {
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{what} on {path}");
+    assert_eq!(
+        resp.headers()["www-authenticate"],
+        r#"Bearer error="invalid_token""#,
+        "{what}"
+    );
+    assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
 }
 
 fn b64(value: &Value) -> String {
@@ -36,15 +38,7 @@ struct Forge {
 
 async fn forge(app: &TestApp, tokens: &Tokens) -> Forge {
     let (_, pem) = signing_key_pem(&app.data_dir);
-    let jwks: Value = app
-        .client
-        .get(app.url("/.well-known/jwks.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = app.jwks().await.json().await.unwrap();
     Forge {
         kid: jwks["keys"][0]["kid"].as_str().unwrap().to_owned(),
         key: EncodingKey::from_ed_pem(&pem).unwrap(),
@@ -277,15 +271,16 @@ async fn tokens_outside_the_authorization_header_are_ignored() {
     let app = spawn_app().await;
     let (_, tokens) = app.new_user().await;
     let resp = app
-        .client
-        .get(app.url(&format!("/api/v1/users/me?access_token={}", tokens.access)))
+        .request(
+            Method::GET,
+            &format!("/api/v1/users/me?access_token={}", tokens.access),
+        )
         .send()
         .await
         .unwrap();
     assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let resp = app
-        .client
-        .get(app.url("/api/v1/users/me"))
+        .request(Method::GET, "/api/v1/users/me")
         .send()
         .await
         .unwrap();
@@ -295,8 +290,7 @@ async fn tokens_outside_the_authorization_header_are_ignored() {
     );
     assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let resp = app
-        .client
-        .get(app.url("/api/v1/users/me"))
+        .request(Method::GET, "/api/v1/users/me")
         .header("authorization", format!("Basic {}", tokens.access))
         .send()
         .await

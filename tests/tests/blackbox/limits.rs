@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::*;
@@ -36,27 +36,27 @@ async fn an_account_locks_after_repeated_failures_then_unlocks() {
     let (email, _) = app.new_user().await;
     for _ in 0..3 {
         assert_problem(
-            app.login(&email, "wrong password, wrong password").await,
+            app.log_in(&email, "wrong password, wrong password").await,
             StatusCode::UNAUTHORIZED,
             "invalid_credentials",
         )
         .await;
     }
     // Locked: the right password gets the same answer as a wrong one.
-    let right = app.login(&email, PASSWORD).await;
+    let right = app.log_in(&email, PASSWORD).await;
     let right_headers = right.headers().clone();
     let right_body: Value = {
         assert_rate_limited(right).await;
         serde_json::json!(null)
     };
     let _ = right_body;
-    let wrong = app.login(&email, "wrong password, wrong password").await;
+    let wrong = app.log_in(&email, "wrong password, wrong password").await;
     assert_eq!(wrong.headers()["retry-after"], right_headers["retry-after"]);
     assert_rate_limited(wrong).await;
 
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     assert_eq!(
-        app.login(&email, PASSWORD).await.status(),
+        app.log_in(&email, PASSWORD).await.status(),
         StatusCode::OK,
         "the lock expires"
     );
@@ -75,12 +75,12 @@ async fn unknown_emails_lock_exactly_like_existing_ones() {
     let mut unknown = Vec::new();
     for _ in 0..5 {
         existing.push(
-            app.login(&email, "wrong password, wrong password")
+            app.log_in(&email, "wrong password, wrong password")
                 .await
                 .status(),
         );
         unknown.push(
-            app.login("ghost@example.com", "wrong password, wrong password")
+            app.log_in("ghost@example.com", "wrong password, wrong password")
                 .await
                 .status(),
         );
@@ -100,18 +100,18 @@ async fn a_success_resets_the_count() {
     .await;
     let (email, _) = app.new_user().await;
     for _ in 0..2 {
-        app.login(&email, "wrong password, wrong password").await;
+        app.log_in(&email, "wrong password, wrong password").await;
     }
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(app.log_in(&email, PASSWORD).await.status(), StatusCode::OK);
     for _ in 0..2 {
         assert_eq!(
-            app.login(&email, "wrong password, wrong password")
+            app.log_in(&email, "wrong password, wrong password")
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_eq!(app.login(&email, PASSWORD).await.status(), StatusCode::OK);
+    assert_eq!(app.log_in(&email, PASSWORD).await.status(), StatusCode::OK);
     app.stop().await;
 }
 
@@ -130,20 +130,19 @@ async fn signups_have_a_per_client_budget_that_a_spoofed_header_cannot_escape() 
     })
     .await;
     assert_eq!(
-        app.signup("a1@example.com", PASSWORD).await.status(),
+        app.sign_up("a1@example.com", PASSWORD).await.status(),
         StatusCode::CREATED
     );
     // A taken email still spends the budget (409 is not free).
     assert_eq!(
-        app.signup("a1@example.com", PASSWORD).await.status(),
+        app.sign_up("a1@example.com", PASSWORD).await.status(),
         StatusCode::CONFLICT
     );
-    let retry = assert_rate_limited(app.signup("a3@example.com", PASSWORD).await).await;
+    let retry = assert_rate_limited(app.sign_up("a3@example.com", PASSWORD).await).await;
     assert!(retry <= 60);
     // No trusted proxies: X-Forwarded-For from the client changes nothing.
     let spoofed = app
-        .client
-        .post(app.url("/api/v1/auth/signup"))
+        .request(Method::POST, "/api/v1/auth/signup")
         .header("x-forwarded-for", "198.51.100.77")
         .json(&serde_json::json!({"email": "a4@example.com", "password": PASSWORD}))
         .send()
@@ -152,7 +151,7 @@ async fn signups_have_a_per_client_budget_that_a_spoofed_header_cannot_escape() 
     assert_rate_limited(spoofed).await;
     // Log-in has its own budget.
     assert_eq!(
-        app.login("a1@example.com", PASSWORD).await.status(),
+        app.log_in("a1@example.com", PASSWORD).await.status(),
         StatusCode::OK
     );
     app.stop().await;
@@ -170,8 +169,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     let signup_from = |ip: &'static str, email: &'static str| {
         let app = &app;
         async move {
-            app.client
-                .post(app.url("/api/v1/auth/signup"))
+            app.request(Method::POST, "/api/v1/auth/signup")
                 .header("x-forwarded-for", format!("6.6.6.6, {ip}"))
                 .json(&serde_json::json!({"email": email, "password": PASSWORD}))
                 .send()
@@ -194,7 +192,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_budget() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     let tokens = Tokens::from(resp).await;
     let sessions: Value = app
-        .get_auth("/api/v1/sessions", &tokens.access)
+        .list_sessions(&tokens.access)
         .await
         .json()
         .await
@@ -233,11 +231,11 @@ async fn wrong_password_and_unknown_email_cost_the_same() {
     let mut unknown = Vec::new();
     for i in 0..8 {
         let started = Instant::now();
-        app.login(&email, &format!("wrong password number {i}"))
+        app.log_in(&email, &format!("wrong password number {i}"))
             .await;
         wrong.push(started.elapsed());
         let started = Instant::now();
-        app.login(&format!("ghost{i}@example.com"), PASSWORD).await;
+        app.log_in(&format!("ghost{i}@example.com"), PASSWORD).await;
         unknown.push(started.elapsed());
     }
     wrong.sort();
@@ -268,26 +266,15 @@ async fn a_login_flood_gets_503s_while_other_endpoints_keep_answering() {
         let app = &app;
         let email = email.clone();
         async move {
-            app.login(&email, &format!("flood password number {i}"))
+            app.log_in(&email, &format!("flood password number {i}"))
                 .await
         }
     }));
     let probes = async {
         let mut statuses = Vec::new();
         for _ in 0..5 {
-            statuses.push(
-                app.client
-                    .get(app.url("/health/live"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status(),
-            );
-            statuses.push(
-                app.get_auth("/api/v1/auth/verify", &tokens.access)
-                    .await
-                    .status(),
-            );
+            statuses.push(app.health_live().await.status());
+            statuses.push(app.verify(&tokens.access).await.status());
         }
         statuses
     };
@@ -328,13 +315,13 @@ async fn an_unreachable_redis_falls_back_to_local_limits() {
     let (email, _) = app.new_user().await;
     for _ in 0..3 {
         assert_eq!(
-            app.login(&email, "wrong password, wrong password")
+            app.log_in(&email, "wrong password, wrong password")
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_rate_limited(app.login(&email, PASSWORD).await).await;
+    assert_rate_limited(app.log_in(&email, PASSWORD).await).await;
     app.stop().await;
 }
 
@@ -370,8 +357,7 @@ async fn two_instances_sharing_redis_share_lockouts_and_budgets() {
     .await;
     let signup = |app: &TestApp, email: String| {
         let req = app
-            .client
-            .post(app.url("/api/v1/auth/signup"))
+            .request(Method::POST, "/api/v1/auth/signup")
             .header("x-forwarded-for", ip.clone())
             .json(&serde_json::json!({"email": email, "password": PASSWORD}));
         async move { req.send().await.unwrap() }
@@ -390,13 +376,13 @@ async fn two_instances_sharing_redis_share_lockouts_and_budgets() {
     // Failures on one instance lock the account on the other.
     for app in [&first, &second, &first] {
         assert_eq!(
-            app.login(&email, "wrong password, wrong password")
+            app.log_in(&email, "wrong password, wrong password")
                 .await
                 .status(),
             StatusCode::UNAUTHORIZED
         );
     }
-    assert_rate_limited(second.login(&email, PASSWORD).await).await;
+    assert_rate_limited(second.log_in(&email, PASSWORD).await).await;
     second.stop().await;
     first.stop().await;
 }

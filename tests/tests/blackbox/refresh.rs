@@ -8,12 +8,7 @@ use serde_json::Value;
 use crate::helpers::*;
 
 async fn session_count(app: &TestApp, access: &str) -> usize {
-    let body: Value = app
-        .get_auth("/api/v1/sessions", access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body: Value = app.list_sessions(access).await.json().await.unwrap();
     body["items"].as_array().unwrap().len()
 }
 
@@ -44,7 +39,7 @@ async fn reuse_after_the_grace_interval_revokes_the_family_only() {
     })
     .await;
     let (email, victim) = app.new_user().await;
-    let other = Tokens::from(app.login(&email, PASSWORD).await).await;
+    let other = Tokens::from(app.log_in(&email, PASSWORD).await).await;
     let rotated = Tokens::from(app.refresh(&victim.refresh).await).await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
@@ -100,7 +95,7 @@ async fn parallel_refreshes_of_one_token_never_fork_the_family() {
     assert_eq!(session_count(&app, &pairs[0].access).await, 1);
     // Logging that session out kills every pair handed out.
     assert_eq!(
-        app.logout(&pairs[0].access, "this").await.status(),
+        app.log_out(&pairs[0].access, Some("this")).await.status(),
         StatusCode::OK
     );
     for pair in &pairs {

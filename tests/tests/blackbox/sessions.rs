@@ -2,15 +2,15 @@
 
 use std::time::Duration;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::helpers::*;
 
 async fn three_sessions(app: &TestApp) -> (String, Tokens, Tokens, Tokens) {
     let (email, a) = app.new_user().await;
-    let b = Tokens::from(app.login(&email, PASSWORD).await).await;
-    let c = Tokens::from(app.login(&email, PASSWORD).await).await;
+    let b = Tokens::from(app.log_in(&email, PASSWORD).await).await;
+    let c = Tokens::from(app.log_in(&email, PASSWORD).await).await;
     (email, a, b, c)
 }
 
@@ -35,9 +35,9 @@ async fn assert_alive(app: &TestApp, tokens: &Tokens) {
 async fn sessions_are_listed_with_the_current_one_marked() {
     let app = spawn_app().await;
     let (_, a, b, _) = three_sessions(&app).await;
+    // By hand, for its own User-Agent.
     let resp = app
-        .client
-        .get(app.url("/api/v1/sessions"))
+        .request(Method::GET, "/api/v1/sessions")
         .bearer_auth(&b.access)
         .header("user-agent", "blackbox-test/1.0")
         .send()
@@ -58,7 +58,7 @@ async fn sessions_are_listed_with_the_current_one_marked() {
 async fn logout_this_ends_only_the_current_session() {
     let app = spawn_app().await;
     let (_, a, b, _) = three_sessions(&app).await;
-    let resp = app.logout(&a.access, "this").await;
+    let resp = app.log_out(&a.access, Some("this")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["revoked_sessions"].as_array().unwrap().len(), 1);
@@ -71,13 +71,7 @@ async fn logout_this_ends_only_the_current_session() {
 async fn logout_without_scope_means_this() {
     let app = spawn_app().await;
     let (_, a, b, _) = three_sessions(&app).await;
-    let resp = app
-        .client
-        .post(app.url("/api/v1/auth/logout"))
-        .bearer_auth(&a.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.log_out(&a.access, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_dead(&app, &a).await;
     assert_alive(&app, &b).await;
@@ -89,7 +83,10 @@ async fn logout_all_ends_every_session() {
     let app = spawn_app().await;
     let (_, a, b, c) = three_sessions(&app).await;
     let (_, stranger) = app.new_user().await;
-    assert_eq!(app.logout(&b.access, "all").await.status(), StatusCode::OK);
+    assert_eq!(
+        app.log_out(&b.access, Some("all")).await.status(),
+        StatusCode::OK
+    );
     for tokens in [&a, &b, &c] {
         assert_dead(&app, tokens).await;
     }
@@ -101,7 +98,12 @@ async fn logout_all_ends_every_session() {
 async fn logout_others_keeps_the_current_session() {
     let app = spawn_app().await;
     let (_, a, b, c) = three_sessions(&app).await;
-    let body: Value = app.logout(&b.access, "others").await.json().await.unwrap();
+    let body: Value = app
+        .log_out(&b.access, Some("others"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["revoked_sessions"].as_array().unwrap().len(), 2);
     assert_dead(&app, &a).await;
     assert_dead(&app, &c).await;
@@ -116,34 +118,16 @@ async fn revoking_a_session_by_id_and_someone_elses_is_not_found() {
     let (_, a, b, _) = three_sessions(&app).await;
     let (_, eve) = app.new_user().await;
 
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/sessions/{}", a.session_id())))
-        .bearer_auth(&eve.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.revoke_session(&eve.access, &a.session_id()).await;
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
     assert_alive(&app, &a).await;
 
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/sessions/{}", a.session_id())))
-        .bearer_auth(&b.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.revoke_session(&b.access, &a.session_id()).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_dead(&app, &a).await;
     assert_alive(&app, &b).await;
 
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/sessions/{}", a.session_id())))
-        .bearer_auth(&b.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.revoke_session(&b.access, &a.session_id()).await;
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
     app.stop().await;
 }
@@ -152,15 +136,15 @@ async fn revoking_a_session_by_id_and_someone_elses_is_not_found() {
 async fn verify_answers_gateways_with_identity_headers() {
     let app = spawn_app().await;
     let (_, tokens) = app.new_user().await;
-    let resp = app.get_auth("/api/v1/auth/verify", &tokens.access).await;
+    let resp = app.verify(&tokens.access).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(
         resp.headers()["x-user-id"],
         tokens.body["user"]["id"].as_str().unwrap()
     );
     assert_eq!(resp.headers()["x-session-id"], tokens.session_id().as_str());
-    app.logout(&tokens.access, "this").await;
-    let resp = app.get_auth("/api/v1/auth/verify", &tokens.access).await;
+    app.log_out(&tokens.access, Some("this")).await;
+    let resp = app.verify(&tokens.access).await;
     assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
     app.stop().await;
 }
@@ -185,7 +169,7 @@ async fn a_logout_on_one_instance_reaches_another_within_the_poll_bound() {
     assert_alive(&second, &tokens).await;
 
     assert_eq!(
-        first.logout(&tokens.access, "this").await.status(),
+        first.log_out(&tokens.access, Some("this")).await.status(),
         StatusCode::OK
     );
 

@@ -1,19 +1,14 @@
 //! The sample protected resource: per-user isolation.
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
 
 async fn create(app: &TestApp, token: &str, title: &str) -> Value {
     let resp = app
-        .client
-        .post(app.url("/api/v1/tasks"))
-        .bearer_auth(token)
-        .json(&json!({"title": title, "description": "details"}))
-        .send()
-        .await
-        .unwrap();
+        .create_task(token, &json!({"title": title, "description": "details"}))
+        .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
     resp.json().await.unwrap()
 }
@@ -27,39 +22,26 @@ async fn tasks_crud_for_their_owner() {
     assert_eq!(task["done"], false);
     let id = task["id"].as_str().unwrap();
 
-    let got: Value = app
-        .get_auth(&format!("/api/v1/tasks/{id}"), &alice.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let got: Value = app.get_task(&alice.access, id).await.json().await.unwrap();
     assert_eq!(got, task);
 
     let resp = app
-        .client
-        .patch(app.url(&format!("/api/v1/tasks/{id}")))
-        .bearer_auth(&alice.access)
-        .json(&json!({"done": true, "description": null}))
-        .send()
-        .await
-        .unwrap();
+        .update_task(
+            &alice.access,
+            id,
+            &json!({"done": true, "description": null}),
+        )
+        .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let updated: Value = resp.json().await.unwrap();
     assert_eq!(updated["done"], true);
     assert!(updated["description"].is_null());
     assert_eq!(updated["title"], "write tests");
 
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/tasks/{id}")))
-        .bearer_auth(&alice.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete_task(&alice.access, id).await;
     assert_eq!(resp.status(), StatusCode::NO_CONTENT);
     assert_problem(
-        app.get_auth(&format!("/api/v1/tasks/{id}"), &alice.access)
-            .await,
+        app.get_task(&alice.access, id).await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
@@ -76,43 +58,21 @@ async fn a_user_never_sees_or_changes_another_users_tasks() {
     let id = task["id"].as_str().unwrap();
 
     assert_problem(
-        app.get_auth(&format!("/api/v1/tasks/{id}"), &bob.access)
-            .await,
+        app.get_task(&bob.access, id).await,
         StatusCode::NOT_FOUND,
         "not_found",
     )
     .await;
     let resp = app
-        .client
-        .patch(app.url(&format!("/api/v1/tasks/{id}")))
-        .bearer_auth(&bob.access)
-        .json(&json!({"title": "pwned"}))
-        .send()
-        .await
-        .unwrap();
+        .update_task(&bob.access, id, &json!({"title": "pwned"}))
+        .await;
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
-    let resp = app
-        .client
-        .delete(app.url(&format!("/api/v1/tasks/{id}")))
-        .bearer_auth(&bob.access)
-        .send()
-        .await
-        .unwrap();
+    let resp = app.delete_task(&bob.access, id).await;
     assert_problem(resp, StatusCode::NOT_FOUND, "not_found").await;
-    let list: Value = app
-        .get_auth("/api/v1/tasks", &bob.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = app.list_tasks(&bob.access, &[]).await.json().await.unwrap();
     assert_eq!(list["items"], json!([]));
 
-    let still: Value = app
-        .get_auth(&format!("/api/v1/tasks/{id}"), &alice.access)
-        .await
-        .json()
-        .await
-        .unwrap();
+    let still: Value = app.get_task(&alice.access, id).await.json().await.unwrap();
     assert_eq!(still["title"], "alice's secret");
     app.stop().await;
 }
@@ -120,16 +80,15 @@ async fn a_user_never_sees_or_changes_another_users_tasks() {
 #[tokio::test]
 async fn tasks_need_a_token() {
     let app = spawn_app().await;
+    // No Authorization header at all: hand-built requests.
     let resp = app
-        .client
-        .get(app.url("/api/v1/tasks"))
+        .request(Method::GET, "/api/v1/tasks")
         .send()
         .await
         .unwrap();
     assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_token").await;
     let resp = app
-        .client
-        .post(app.url("/api/v1/tasks"))
+        .request(Method::POST, "/api/v1/tasks")
         .json(&json!({"title": "x"}))
         .send()
         .await
@@ -146,7 +105,7 @@ async fn tasks_are_paginated_newest_first() {
         create(&app, &alice.access, &format!("task {i}")).await;
     }
     let page1: Value = app
-        .get_auth("/api/v1/tasks?limit=2", &alice.access)
+        .list_tasks(&alice.access, &[("limit", "2")])
         .await
         .json()
         .await
@@ -162,10 +121,7 @@ async fn tasks_are_paginated_newest_first() {
     assert_eq!(titles(&page1), ["task 4", "task 3"]);
     let cursor = page1["next_cursor"].as_str().unwrap();
     let page2: Value = app
-        .get_auth(
-            &format!("/api/v1/tasks?limit=2&before={cursor}"),
-            &alice.access,
-        )
+        .list_tasks(&alice.access, &[("limit", "2"), ("before", cursor)])
         .await
         .json()
         .await
@@ -173,10 +129,7 @@ async fn tasks_are_paginated_newest_first() {
     assert_eq!(titles(&page2), ["task 2", "task 1"]);
     let cursor = page2["next_cursor"].as_str().unwrap();
     let page3: Value = app
-        .get_auth(
-            &format!("/api/v1/tasks?limit=2&before={cursor}"),
-            &alice.access,
-        )
+        .list_tasks(&alice.access, &[("limit", "2"), ("before", cursor)])
         .await
         .json()
         .await
@@ -198,14 +151,7 @@ async fn task_input_is_validated() {
             "invalid_description",
         ),
     ] {
-        let resp = app
-            .client
-            .post(app.url("/api/v1/tasks"))
-            .bearer_auth(&alice.access)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let resp = app.create_task(&alice.access, &body).await;
         assert_problem(resp, StatusCode::UNPROCESSABLE_ENTITY, code).await;
     }
     app.stop().await;

@@ -112,7 +112,7 @@ async fn users_and_sessions_of_the_first_release_work_after_upgrading() {
         ..Options::default()
     })
     .await;
-    let login = app.login("veteran@example.com", PASSWORD).await;
+    let login = app.log_in("veteran@example.com", PASSWORD).await;
     assert_eq!(login.status(), StatusCode::OK);
     let refreshed = app.refresh(refresh).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
