@@ -300,11 +300,7 @@ impl SessionRepository for InMemoryStore {
         let state = self.0.lock().unwrap();
         Ok(state.sessions.values().filter(|s| s.is_active(now)).count() as u64)
     }
-    async fn purge_ended(
-        &self,
-        ended_before: OffsetDateTime,
-        limit: u64,
-    ) -> Result<u64, Failure> {
+    async fn purge_ended(&self, ended_before: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
         let mut state = self.0.lock().unwrap();
         let ended: Vec<SessionId> = state
             .sessions

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use portcullis_domain::clock::Clock;
-use portcullis_domain::session::{Revocation, RevocationCache, SessionRepository};
 use portcullis_domain::ids::SessionId;
+use portcullis_domain::session::{Revocation, RevocationCache, SessionRepository};
 use time::{Duration, OffsetDateTime};
 
 /// Revoked session ids with the time of their revocation.

@@ -71,7 +71,11 @@ impl AuthService {
     /// # Errors
     /// `InvalidCredentials` for any credential problem, `RateLimited`, or a `Failure`.
     #[tracing::instrument(name = "auth.log_in", skip_all, fields(outcome))]
-    pub async fn log_in(&self, input: LogIn, ctx: &RequestContext) -> Result<TokenPair, LogInError> {
+    pub async fn log_in(
+        &self,
+        input: LogIn,
+        ctx: &RequestContext,
+    ) -> Result<TokenPair, LogInError> {
         let result = self.log_in_inner(input, ctx).await;
         record_outcome(result.as_ref().map_or_else(|e| e.outcome(), |_| "success"));
         result

@@ -7,17 +7,17 @@ use time::Duration;
 use time::macros::datetime;
 
 use super::*;
-use crate::audit::AuthEventKind;
 use crate::audit::AuditLog;
+use crate::audit::AuthEventKind;
 use crate::context::ClientInfo;
-use crate::password::PasswordRejection;
-use crate::session::{RevokeReason, RevokeSessionError};
-use crate::token::TokenRejection;
 use crate::email::Email;
 use crate::limits::LimitPolicy;
+use crate::password::PasswordRejection;
 use crate::password::{Password, PasswordHash};
-use crate::session::{SessionService, RefreshToken};
+use crate::session::{RefreshToken, SessionService};
+use crate::session::{RevokeReason, RevokeSessionError};
 use crate::testkit::*;
+use crate::token::TokenRejection;
 
 struct Harness {
     service: AuthService,
@@ -97,7 +97,11 @@ const PASSWORD: &str = "a long and quiet river";
 
 async fn signed_up(h: &Harness) -> TokenPair {
     h.service
-        .sign_up(SignUp { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .sign_up(
+            SignUp {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -111,7 +115,11 @@ async fn sign_up_then_log_in_opens_a_second_session() {
 
     let second = h
         .service
-        .log_in(LogIn { email: email("BOB@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("BOB@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -127,7 +135,11 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     let h = harness();
     let weak = h
         .service
-        .sign_up(SignUp { email: email("bob@example.com"), password: Password::new("password1234567890".into()) },
+        .sign_up(
+            SignUp {
+                email: email("bob@example.com"),
+                password: Password::new("password1234567890".into()),
+            },
             &ctx(),
         )
         .await;
@@ -139,7 +151,11 @@ async fn sign_up_refuses_weak_passwords_and_taken_emails() {
     signed_up(&h).await;
     let again = h
         .service
-        .sign_up(SignUp { email: email("Bob@Example.com"), password: Password::new(PASSWORD.into()) },
+        .sign_up(
+            SignUp {
+                email: email("Bob@Example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await;
@@ -153,13 +169,21 @@ async fn unknown_email_pays_a_dummy_verification_and_answers_like_a_wrong_passwo
 
     let unknown = h
         .service
-        .log_in(LogIn { email: email("nobody@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("nobody@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await;
     let wrong = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new("not the password at all".into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new("not the password at all".into()),
+            },
             &ctx(),
         )
         .await;
@@ -183,7 +207,11 @@ async fn outdated_hashes_are_upgraded_on_log_in() {
         .unwrap();
 
     h.service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -201,7 +229,12 @@ async fn refresh_rotates_and_keeps_one_live_token() {
         h.clock.advance(Duration::minutes(1));
         let next = h
             .service
-            .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
+            .refresh(
+                Refresh {
+                    token: pair.refresh_token.clone(),
+                },
+                &ctx(),
+            )
             .await
             .unwrap();
         assert_eq!(next.session_id, pair.session_id);
@@ -217,14 +250,24 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     let pair = signed_up(&h).await;
     let first = h
         .service
-        .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
+        .refresh(
+            Refresh {
+                token: pair.refresh_token.clone(),
+            },
+            &ctx(),
+        )
         .await
         .unwrap();
     h.clock.advance(Duration::seconds(5));
 
     let second = h
         .service
-        .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
+        .refresh(
+            Refresh {
+                token: pair.refresh_token.clone(),
+            },
+            &ctx(),
+        )
         .await
         .unwrap();
 
@@ -232,7 +275,12 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
     assert_eq!(h.sessions.session_count(), 1);
     assert!(
         h.service
-            .refresh(Refresh { token: second.refresh_token.clone() }, &ctx())
+            .refresh(
+                Refresh {
+                    token: second.refresh_token.clone()
+                },
+                &ctx()
+            )
             .await
             .is_ok()
     );
@@ -244,27 +292,46 @@ async fn reuse_after_grace_revokes_the_family_only() {
     let victim = signed_up(&h).await;
     let other = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
         .unwrap();
     let rotated = h
         .service
-        .refresh(Refresh { token: victim.refresh_token.clone() }, &ctx())
+        .refresh(
+            Refresh {
+                token: victim.refresh_token.clone(),
+            },
+            &ctx(),
+        )
         .await
         .unwrap();
     h.clock.advance(Duration::seconds(11));
 
     let reuse = h
         .service
-        .refresh(Refresh { token: victim.refresh_token.clone() }, &ctx())
+        .refresh(
+            Refresh {
+                token: victim.refresh_token.clone(),
+            },
+            &ctx(),
+        )
         .await;
 
     assert!(matches!(reuse, Err(RefreshError::Reused { .. })));
     assert!(matches!(
         h.service
-            .refresh(Refresh { token: rotated.refresh_token.clone() }, &ctx())
+            .refresh(
+                Refresh {
+                    token: rotated.refresh_token.clone()
+                },
+                &ctx()
+            )
             .await,
         Err(RefreshError::InvalidGrant)
     ));
@@ -274,7 +341,12 @@ async fn reuse_after_grace_revokes_the_family_only() {
     );
     assert!(
         h.service
-            .refresh(Refresh { token: other.refresh_token.clone() }, &ctx())
+            .refresh(
+                Refresh {
+                    token: other.refresh_token.clone()
+                },
+                &ctx()
+            )
             .await
             .is_ok()
     );
@@ -290,13 +362,24 @@ async fn idle_and_absolute_expiry_end_a_session() {
     let pair = signed_up(&h).await;
     h.clock.advance(Duration::days(8));
     assert!(matches!(
-        h.service.refresh(Refresh { token: pair.refresh_token.clone() }, &ctx()).await,
+        h.service
+            .refresh(
+                Refresh {
+                    token: pair.refresh_token.clone()
+                },
+                &ctx()
+            )
+            .await,
         Err(RefreshError::InvalidGrant)
     ));
 
     let mut pair = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -304,7 +387,16 @@ async fn idle_and_absolute_expiry_end_a_session() {
     let absolute = h.sessions.get(pair.session_id).absolute_expires_at;
     for _ in 0..6 {
         h.clock.advance(Duration::days(6));
-        match h.service.refresh(Refresh { token: pair.refresh_token.clone() }, &ctx()).await {
+        match h
+            .service
+            .refresh(
+                Refresh {
+                    token: pair.refresh_token.clone(),
+                },
+                &ctx(),
+            )
+            .await
+        {
             Ok(next) => {
                 assert!(next.refresh_expires_at <= absolute);
                 assert!(next.access_expires_at <= absolute);
@@ -339,7 +431,11 @@ async fn logout_scopes_revoke_the_right_sessions() {
     let a = signed_up(&h).await;
     let log_in = || async {
         h.service
-            .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+            .log_in(
+                LogIn {
+                    email: email("bob@example.com"),
+                    password: Password::new(PASSWORD.into()),
+                },
                 &ctx(),
             )
             .await
@@ -361,7 +457,14 @@ async fn logout_scopes_revoke_the_right_sessions() {
         Err(TokenRejection::Revoked)
     );
     assert!(matches!(
-        h.service.refresh(Refresh { token: c.refresh_token.clone() }, &ctx()).await,
+        h.service
+            .refresh(
+                Refresh {
+                    token: c.refresh_token.clone()
+                },
+                &ctx()
+            )
+            .await,
         Err(RefreshError::InvalidGrant)
     ));
 
@@ -382,7 +485,11 @@ async fn a_user_cannot_revoke_someone_elses_session() {
     let bob = signed_up(&h).await;
     let eve = h
         .service
-        .sign_up(SignUp { email: email("eve@example.com"), password: Password::new(PASSWORD.into()) },
+        .sign_up(
+            SignUp {
+                email: email("eve@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -404,7 +511,12 @@ async fn state_changes_carry_their_events() {
     let pair = signed_up(&h).await;
     let next = h
         .service
-        .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
+        .refresh(
+            Refresh {
+                token: pair.refresh_token.clone(),
+            },
+            &ctx(),
+        )
         .await
         .unwrap();
     let principal = h.service.authenticate(next.access_token.expose()).unwrap();
@@ -439,13 +551,21 @@ async fn failed_logins_are_recorded_with_an_internal_reason() {
     let pair = signed_up(&h).await;
     let _ = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new("nope nope nope nope".into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new("nope nope nope nope".into()),
+            },
             &ctx(),
         )
         .await;
     let _ = h
         .service
-        .log_in(LogIn { email: email("ghost@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("ghost@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await;
@@ -464,7 +584,11 @@ async fn failed_logins_are_recorded_with_an_internal_reason() {
 
 async fn fail_login(h: &Harness, who: &str) -> Result<TokenPair, LogInError> {
     h.service
-        .log_in(LogIn { email: email(who), password: Password::new("definitely the wrong one".into()) },
+        .log_in(
+            LogIn {
+                email: email(who),
+                password: Password::new("definitely the wrong one".into()),
+            },
             &ctx(),
         )
         .await
@@ -487,7 +611,11 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
     ));
     let right = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await;
@@ -507,7 +635,11 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
     // Ten failures: locked for 15 minutes, whatever the password.
     let right = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await;
@@ -519,7 +651,11 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
     h.clock.advance(Duration::minutes(16));
     let right = h
         .service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await;
@@ -555,7 +691,11 @@ async fn success_resets_the_account_count() {
         let _ = fail_login(&h, "bob@example.com").await;
     }
     h.service
-        .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+        .log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -576,7 +716,13 @@ async fn request_budgets_are_per_bucket_and_recorded() {
         let h = &h;
         async move {
             h.service
-                .sign_up(SignUp { email: email(who), password: Password::new(PASSWORD.into()) }, &ctx())
+                .sign_up(
+                    SignUp {
+                        email: email(who),
+                        password: Password::new(PASSWORD.into()),
+                    },
+                    &ctx(),
+                )
                 .await
         }
     };
@@ -591,7 +737,11 @@ async fn request_budgets_are_per_bucket_and_recorded() {
     // Log-in has its own budget.
     assert!(
         h.service
-            .log_in(LogIn { email: email("bob@example.com"), password: Password::new(PASSWORD.into()) },
+            .log_in(
+                LogIn {
+                    email: email("bob@example.com"),
+                    password: Password::new(PASSWORD.into())
+                },
                 &ctx()
             )
             .await
@@ -605,7 +755,11 @@ async fn events_page_newest_first_for_the_caller_only() {
     let bob = signed_up(&h).await;
     let eve = h
         .service
-        .sign_up(SignUp { email: email("eve@example.com"), password: Password::new(PASSWORD.into()) },
+        .sign_up(
+            SignUp {
+                email: email("eve@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
             &ctx(),
         )
         .await
@@ -614,7 +768,12 @@ async fn events_page_newest_first_for_the_caller_only() {
     for _ in 0..3 {
         pair = h
             .service
-            .refresh(Refresh { token: pair.refresh_token.clone() }, &ctx())
+            .refresh(
+                Refresh {
+                    token: pair.refresh_token.clone(),
+                },
+                &ctx(),
+            )
             .await
             .unwrap();
     }

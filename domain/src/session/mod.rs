@@ -325,11 +325,8 @@ pub trait SessionRepository: Send + Sync + 'static {
     ) -> Result<Vec<SessionId>, Failure>;
 
     /// The active sessions of `user` at `now`, newest first.
-    async fn list_active(
-        &self,
-        user: UserId,
-        now: OffsetDateTime,
-    ) -> Result<Vec<Session>, Failure>;
+    async fn list_active(&self, user: UserId, now: OffsetDateTime)
+    -> Result<Vec<Session>, Failure>;
 
     /// Sessions revoked at or after `since`, for the revocation feed of other instances.
     async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure>;
@@ -340,11 +337,7 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// Deletes up to `limit` sessions that ended (revoked, idle-expired or
     /// past their absolute expiry) before `ended_before`, with their refresh
     /// tokens; returns how many went. Their audit events stay.
-    async fn purge_ended(
-        &self,
-        ended_before: OffsetDateTime,
-        limit: u64,
-    ) -> Result<u64, Failure>;
+    async fn purge_ended(&self, ended_before: OffsetDateTime, limit: u64) -> Result<u64, Failure>;
 }
 
 /// Knows which sessions are revoked without a storage round trip, so the hot

@@ -22,8 +22,10 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
 use portcullis_domain::error::Failure;
 use portcullis_domain::ids::SessionId;
-use portcullis_domain::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
 use portcullis_domain::ids::UserId;
+use portcullis_domain::token::{
+    AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier,
+};
 use quick_cache::sync::Cache;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};

@@ -2,7 +2,9 @@
 //! to store an event inside their own transaction.
 
 use async_trait::async_trait;
-use portcullis_domain::audit::{AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome};
+use portcullis_domain::audit::{
+    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
+};
 use portcullis_domain::error::Failure;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;

@@ -5,15 +5,13 @@
 //! driver errors stay inside this module; callers see domain types and
 //! `Failure` only.
 
-mod batch;
+mod batch_queue;
 mod convert;
 mod deadline;
 mod entity;
 mod error;
 mod event_repository;
-mod lookup;
-mod rotation;
-mod session_repository;
+mod session;
 mod task_repository;
 mod user_repository;
 mod write;
@@ -33,15 +31,14 @@ use sea_orm::{
 use tokio::sync::Mutex;
 
 pub use event_repository::SeaOrmAuthEventRepository;
-pub use session_repository::SeaOrmSessionRepository;
+pub use session::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
 pub use user_repository::SeaOrmUserRepository;
 
-use self::batch::BatchQueue;
+use self::batch_queue::BatchQueue;
 use self::deadline::Bounded;
 use self::error::store_error;
-use self::lookup::Lookups;
-use self::rotation::Rotations;
+use self::session::{BatchedLookups, BatchedRotations};
 use self::write::WriteGate;
 
 /// Key of the PostgreSQL advisory lock that lets one instance migrate at a time
@@ -126,8 +123,8 @@ pub struct Database {
     bounded: Bounded<DatabaseConnection>,
     write_gate: WriteGate,
     /// Batch refresh-token lookups and rotations (used on SQLite only).
-    lookups: BatchQueue<Lookups>,
-    rotations: BatchQueue<Rotations>,
+    lookups: BatchQueue<BatchedLookups>,
+    rotations: BatchQueue<BatchedRotations>,
 }
 
 impl std::fmt::Debug for Database {
@@ -320,12 +317,12 @@ impl Database {
     }
 
     /// The lookup queue shared by the clones of this database.
-    pub(crate) fn lookup_queue(&self) -> &BatchQueue<Lookups> {
+    pub(crate) fn refresh_lookups(&self) -> &BatchQueue<BatchedLookups> {
         &self.lookups
     }
 
     /// The rotation queue shared by the clones of this database.
-    pub(crate) fn rotation_queue(&self) -> &BatchQueue<Rotations> {
+    pub(crate) fn rotations(&self) -> &BatchQueue<BatchedRotations> {
         &self.rotations
     }
 

@@ -3,9 +3,9 @@
 
 use async_trait::async_trait;
 use portcullis_domain::error::Failure;
-use portcullis_domain::task::{Task, TaskDescription, TaskRepository, TaskTitle};
 use portcullis_domain::ids::TaskId;
 use portcullis_domain::ids::UserId;
+use portcullis_domain::task::{Task, TaskDescription, TaskRepository, TaskTitle};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 

@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use portcullis_domain::email::Email;
 use portcullis_domain::error::Failure;
+use portcullis_domain::ids::UserId;
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::SessionOpening;
 use portcullis_domain::user::{InsertUserError, Profile, User, UserRepository};
-use portcullis_domain::email::Email;
-use portcullis_domain::ids::UserId;
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -18,7 +18,7 @@ use super::Database;
 use super::convert::{from_millis, to_millis};
 use super::entity::user;
 use super::error::{is_unique_violation_on, store_error};
-use super::session_repository::insert_opening;
+use super::session::insert_opening;
 use super::write::Decision;
 
 /// Users in the `users` table. Clones share one cache of profiles.

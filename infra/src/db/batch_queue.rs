@@ -62,11 +62,7 @@ impl<B: Batch> Clone for BatchQueue<B> {
 
 impl<B: Batch> BatchQueue<B> {
     /// Queues `item` and waits for its output.
-    pub(crate) async fn submit(
-        &self,
-        db: &Database,
-        item: B::Item,
-    ) -> Result<B::Output, Failure> {
+    pub(crate) async fn submit(&self, db: &Database, item: B::Item) -> Result<B::Output, Failure> {
         let sender = self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
             // The task holds the pool but not the queues, so it ends (and

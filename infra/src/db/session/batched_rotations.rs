@@ -11,7 +11,7 @@
 //! Here one task takes every rotation queued and does them all in one
 //! `BEGIN IMMEDIATE` transaction with a fixed number of statements: read the
 //! sessions and the presented tokens, decide each rotation in arrival order
-//! exactly as the one-by-one path does, then write the winners with
+//! with the domain's rule (`decide_rotation`), as every adapter does, then write the winners with
 //! multi-row statements. `BEGIN IMMEDIATE` takes SQLite's write lock before
 //! the reads, so nothing (another task, another process) changes the rows
 //! between the decision and the writes. Each rotation gets the outcome it
@@ -24,20 +24,24 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 
-use super::Database;
-use super::batch::{Batch, padded};
-use super::convert::to_millis;
-use super::entity::{auth_event, refresh_token, session};
-use super::event_repository::row as event_row;
-use super::write::Decision;
 use portcullis_domain::audit::AuthEvent;
 use portcullis_domain::error::Failure;
-use portcullis_domain::session::{RotateOutcome, TokenHash};
 use portcullis_domain::ids::SessionId;
+use portcullis_domain::session::{
+    RefreshRecord, RotateOutcome, Session, TokenHash, decide_rotation,
+};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
+
+use super::{session_row, to_domain, token_record};
+use crate::db::Database;
+use crate::db::batch_queue::{Batch, padded};
+use crate::db::convert::to_millis;
+use crate::db::entity::{auth_event, refresh_token, session};
+use crate::db::event_repository::row as event_row;
+use crate::db::write::Decision;
 
 /// One rotation, as `SessionRepository::rotate` describes it.
 pub(crate) struct Rotation {
@@ -50,9 +54,9 @@ pub(crate) struct Rotation {
 }
 
 /// Rotations, served in batches.
-pub(crate) struct Rotations;
+pub(crate) struct BatchedRotations;
 
-impl Batch for Rotations {
+impl Batch for BatchedRotations {
     type Item = Rotation;
     type Output = RotateOutcome;
 
@@ -78,71 +82,68 @@ async fn rotate_batch(
             .into_iter()
             .collect();
         let session_ids = padded(session_ids);
-        let mut sessions: HashMap<Uuid, session::Model> = session::Entity::find()
+        let mut sessions: HashMap<SessionId, Session> = HashMap::new();
+        for row in session::Entity::find()
             .filter(session::Column::Id.is_in(session_ids))
             .all(tx.txn())
             .await?
-            .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
+        {
+            let session = to_domain(row).map_err(as_db_err)?;
+            sessions.insert(session.id, session);
+        }
         let presented: Vec<Vec<u8>> = rotations
             .iter()
             .map(|r| r.presented.as_bytes().to_vec())
             .collect::<HashSet<_>>()
             .into_iter()
             .collect();
-        let tokens: HashMap<Vec<u8>, refresh_token::Model> = refresh_token::Entity::find()
+        let mut tokens: HashMap<Vec<u8>, RefreshRecord> = HashMap::new();
+        for row in refresh_token::Entity::find()
             .filter(refresh_token::Column::TokenHash.is_in(padded(presented)))
             .all(tx.txn())
             .await?
-            .into_iter()
-            .map(|row| (row.token_hash.clone(), row))
-            .collect();
+        {
+            let hash = row.token_hash.clone();
+            tokens.insert(hash, token_record(&row).map_err(as_db_err)?);
+        }
 
         let mut outcomes = Vec::with_capacity(rotations.len());
-        let mut claimed: HashSet<&[u8]> = HashSet::new();
-        let mut touched: HashSet<Uuid> = HashSet::new();
+        let mut touched: HashSet<SessionId> = HashSet::new();
         let mut token_rows = Vec::new();
         let mut events = Vec::new();
         for rotation in rotations {
-            let now = to_millis(rotation.now);
-            let id = rotation.session.as_uuid();
-            // As the one-by-one path: the session must be active (as earlier
-            // rotations of this batch left it), then the token unrotated.
-            let Some(row) = sessions.get_mut(&id).filter(|row| {
-                row.revoked_at.is_none()
-                    && row.idle_expires_at > now
-                    && row.absolute_expires_at > now
-            }) else {
-                outcomes.push(RotateOutcome::SessionInactive);
-                continue;
-            };
             let hash = rotation.presented.as_bytes();
-            let token = tokens.get(hash).filter(|token| {
-                token.session_id == id && token.rotated_at.is_none() && !claimed.contains(hash)
-            });
-            let Some(token) = token else {
-                outcomes.push(RotateOutcome::AlreadyRotated);
+            // Decided on the rows as earlier rotations of this batch left them.
+            let outcome = decide_rotation(
+                rotation.session,
+                sessions.get(&rotation.session),
+                tokens.get(hash),
+                rotation.now,
+            );
+            outcomes.push(outcome);
+            if outcome != RotateOutcome::Rotated {
                 continue;
-            };
-            claimed.insert(hash);
-            row.last_used_at = now;
-            row.idle_expires_at = to_millis(rotation.idle_expires_at);
-            touched.insert(id);
-            token_rows.push(refresh_token::ActiveModel {
-                token_hash: Set(token.token_hash.clone()),
-                session_id: Set(id),
-                created_at: Set(token.created_at),
-                rotated_at: Set(Some(now)),
-            });
+            }
+            if let Some(session) = sessions.get_mut(&rotation.session) {
+                session.record_use(rotation.now, rotation.idle_expires_at);
+            }
+            if let Some(token) = tokens.get_mut(hash) {
+                token.rotated_at = Some(rotation.now);
+                token_rows.push(refresh_token::ActiveModel {
+                    token_hash: Set(hash.to_vec()),
+                    session_id: Set(rotation.session.as_uuid()),
+                    created_at: Set(to_millis(token.created_at)),
+                    rotated_at: Set(Some(to_millis(rotation.now))),
+                });
+            }
+            touched.insert(rotation.session);
             token_rows.push(refresh_token::ActiveModel {
                 token_hash: Set(rotation.next.as_bytes().to_vec()),
-                session_id: Set(id),
-                created_at: Set(now),
+                session_id: Set(rotation.session.as_uuid()),
+                created_at: Set(to_millis(rotation.now)),
                 rotated_at: Set(None),
             });
             events.push(event_row(&rotation.event));
-            outcomes.push(RotateOutcome::Rotated);
         }
         if touched.is_empty() {
             return Ok(Decision::Rollback(outcomes));
@@ -151,7 +152,7 @@ async fn rotate_batch(
         // Existing rows get their new times; new tokens are inserted.
         let session_rows: Vec<_> = touched
             .iter()
-            .filter_map(|id| sessions.remove(id))
+            .filter_map(|id| sessions.get(id))
             .map(session_row)
             .collect();
         session::Entity::insert_many(padded(session_rows))
@@ -185,18 +186,7 @@ async fn rotate_batch(
     tx.settle(body).await
 }
 
-/// Every column of a session row, for the upsert.
-fn session_row(row: session::Model) -> session::ActiveModel {
-    session::ActiveModel {
-        id: Set(row.id),
-        user_id: Set(row.user_id),
-        created_at: Set(row.created_at),
-        last_used_at: Set(row.last_used_at),
-        idle_expires_at: Set(row.idle_expires_at),
-        absolute_expires_at: Set(row.absolute_expires_at),
-        revoked_at: Set(row.revoked_at),
-        revoked_reason: Set(row.revoked_reason),
-        user_agent: Set(row.user_agent),
-        client_ip: Set(row.client_ip),
-    }
+/// A row the domain refuses, as the transaction's error (the batch fails).
+fn as_db_err(error: Failure) -> DbErr {
+    DbErr::Custom(error.to_string())
 }

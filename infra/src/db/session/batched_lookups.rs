@@ -3,7 +3,7 @@
 //! Each refresh first reads the presented token and its session. On SQLite
 //! that read is served with the others queued at the same time: one
 //! `SELECT ... WHERE token_hash IN (...)` joined to `sessions` (see
-//! `batch.rs` for why). Each lookup sees the rows as they are when its batch
+//! `batch_queue.rs` for why). Each lookup sees the rows as they are when its batch
 //! runs, which is after the request arrived, exactly as a query of its own
 //! would. On PostgreSQL each lookup runs alone ([`find_one`]), with the same
 //! query.
@@ -15,18 +15,18 @@ use portcullis_domain::error::Failure;
 use portcullis_domain::session::TokenHash;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
-use super::Database;
-use super::batch::{Batch, padded};
-use super::entity::{refresh_token, session};
-use super::error::{corrupt, store_error};
+use crate::db::Database;
+use crate::db::batch_queue::{Batch, padded};
+use crate::db::entity::{refresh_token, session};
+use crate::db::error::{corrupt, store_error};
 
 /// A token's row and its session's row, if the token is known.
 pub(crate) type Found = Option<(refresh_token::Model, session::Model)>;
 
 /// Refresh-token lookups, served in batches.
-pub(crate) struct Lookups;
+pub(crate) struct BatchedLookups;
 
-impl Batch for Lookups {
+impl Batch for BatchedLookups {
     type Item = TokenHash;
     type Output = Found;
 

@@ -1,20 +1,24 @@
 //! `SessionRepository` over sea-orm: sessions and their refresh-token digests.
 //!
 //! Every state change that must not race (rotation, replay within the grace
-//! interval, logout everywhere) is one transaction whose `UPDATE ... WHERE`
-//! re-checks the precondition, so the database decides who wins: on
-//! PostgreSQL the row lock taken by the first `UPDATE sessions` queues
-//! concurrent rotations of one session, on SQLite the write gate does.
-//! On SQLite, lookups and rotations go through the batching queues of
-//! `lookup.rs` and `rotation.rs`.
+//! interval, logout everywhere) is one transaction that re-checks its
+//! precondition under a lock, so the database decides who wins. A rotation
+//! reads the session and the token under the lock (on PostgreSQL the
+//! session's row lock, `SELECT ... FOR UPDATE`; on SQLite `BEGIN IMMEDIATE`)
+//! and decides with the domain's `decide_rotation`, the one rule of every
+//! adapter. On SQLite, lookups and rotations of concurrent requests are
+//! served together: `batched_lookups.rs` and `batched_rotations.rs`.
 
 use async_trait::async_trait;
 use portcullis_domain::audit::AuthEvent;
-use portcullis_domain::error::Failure;
-use portcullis_domain::session::{RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionOpening, SessionRepository, TokenHash};
 use portcullis_domain::context::ClientInfo;
+use portcullis_domain::error::Failure;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;
+use portcullis_domain::session::{
+    RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionOpening,
+    SessionRepository, TokenHash, decide_rotation,
+};
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -28,9 +32,14 @@ use super::convert::{from_millis, from_millis_opt, to_millis};
 use super::entity::{refresh_token, session};
 use super::error::{corrupt, store_error};
 use super::event_repository::insert_events;
-use super::lookup;
-use super::rotation::Rotation;
 use super::write::Decision;
+
+mod batched_lookups;
+mod batched_rotations;
+
+pub(crate) use batched_lookups::BatchedLookups;
+pub(crate) use batched_rotations::BatchedRotations;
+use batched_rotations::Rotation;
 
 /// Sessions in `sessions`, refresh-token digests in `refresh_tokens`.
 #[derive(Clone)]
@@ -70,11 +79,7 @@ impl SessionRepository for SeaOrmSessionRepository {
     ///
     /// # Errors
     /// Storage failures.
-    async fn purge_ended(
-        &self,
-        ended_before: OffsetDateTime,
-        limit: u64,
-    ) -> Result<u64, Failure> {
+    async fn purge_ended(&self, ended_before: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
         let before = to_millis(ended_before);
         let ended = Condition::any()
             .add(session::Column::RevokedAt.lt(before))
@@ -119,21 +124,16 @@ impl SessionRepository for SeaOrmSessionRepository {
     ) -> Result<Option<(RefreshRecord, Session)>, Failure> {
         let found = if self.db.is_sqlite() {
             self.db
-                .lookup_queue()
+                .refresh_lookups()
                 .submit(&self.db, token.clone())
                 .await?
         } else {
-            lookup::find_one(&self.db, token).await?
+            batched_lookups::find_one(&self.db, token).await?
         };
         let Some((record, session)) = found else {
             return Ok(None);
         };
-        let record = RefreshRecord {
-            session_id: SessionId::from_uuid(record.session_id),
-            created_at: from_millis(record.created_at)?,
-            rotated_at: from_millis_opt(record.rotated_at)?,
-        };
-        Ok(Some((record, to_domain(session)?)))
+        Ok(Some((token_record(&record)?, to_domain(session)?)))
     }
 
     async fn rotate(
@@ -154,28 +154,37 @@ impl SessionRepository for SeaOrmSessionRepository {
                 idle_expires_at,
                 event: event.clone(),
             };
-            return self.db.rotation_queue().submit(&self.db, rotation).await;
+            return self.db.rotations().submit(&self.db, rotation).await;
         }
         let tx = self.db.begin_write().await?;
         let body = async {
-            // The session first: its row lock serialises concurrent rotations,
-            // and an inactive session wins over a lost race.
-            if !touch_if_active(tx.txn(), session, now, idle_expires_at).await? {
-                return Ok(Decision::Rollback(RotateOutcome::SessionInactive));
+            // The session's row lock serialises concurrent rotations of it.
+            let stored = session::Entity::find_by_id(session.as_uuid())
+                .lock_exclusive()
+                .one(tx.txn())
+                .await?
+                .map(to_domain)
+                .transpose()
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            let token = refresh_token::Entity::find_by_id(presented.as_bytes().to_vec())
+                .one(tx.txn())
+                .await?
+                .map(|row| token_record(&row))
+                .transpose()
+                .map_err(|e| DbErr::Custom(e.to_string()))?;
+            let outcome = decide_rotation(session, stored.as_ref(), token.as_ref(), now);
+            if outcome != RotateOutcome::Rotated {
+                return Ok(Decision::Rollback(outcome));
             }
-            let rotated = refresh_token::Entity::update_many()
+            touch_if_active(tx.txn(), session, now, idle_expires_at).await?;
+            refresh_token::Entity::update_many()
                 .col_expr(
                     refresh_token::Column::RotatedAt,
                     Expr::value(to_millis(now)),
                 )
                 .filter(refresh_token::Column::TokenHash.eq(presented.as_bytes().to_vec()))
-                .filter(refresh_token::Column::SessionId.eq(session.as_uuid()))
-                .filter(refresh_token::Column::RotatedAt.is_null())
                 .exec(tx.txn())
                 .await?;
-            if rotated.rows_affected == 0 {
-                return Ok(Decision::Rollback(RotateOutcome::AlreadyRotated));
-            }
             insert_token(tx.txn(), session, next, now).await?;
             insert_events(tx.txn(), std::slice::from_ref(event)).await?;
             Ok(Decision::Commit(RotateOutcome::Rotated))
@@ -390,7 +399,8 @@ fn revoke_where(now: OffsetDateTime, reason: RevokeReason) -> sea_orm::UpdateMan
         .filter(session::Column::RevokedAt.is_null())
 }
 
-fn session_row(session: &Session) -> session::ActiveModel {
+/// Every column of a session row.
+pub(super) fn session_row(session: &Session) -> session::ActiveModel {
     session::ActiveModel {
         id: Set(session.id.as_uuid()),
         user_id: Set(session.user_id.as_uuid()),
@@ -405,7 +415,8 @@ fn session_row(session: &Session) -> session::ActiveModel {
     }
 }
 
-fn to_domain(row: session::Model) -> Result<Session, Failure> {
+/// A stored session as the domain sees it.
+pub(super) fn to_domain(row: session::Model) -> Result<Session, Failure> {
     let revoked_reason = row
         .revoked_reason
         .as_deref()
@@ -421,5 +432,14 @@ fn to_domain(row: session::Model) -> Result<Session, Failure> {
         revoked_at: from_millis_opt(row.revoked_at)?,
         revoked_reason,
         client: ClientInfo::new(row.user_agent.as_deref(), row.client_ip),
+    })
+}
+
+/// A stored refresh-token row as the domain sees it.
+pub(super) fn token_record(row: &refresh_token::Model) -> Result<RefreshRecord, Failure> {
+    Ok(RefreshRecord {
+        session_id: SessionId::from_uuid(row.session_id),
+        created_at: from_millis(row.created_at)?,
+        rotated_at: from_millis_opt(row.rotated_at)?,
     })
 }
