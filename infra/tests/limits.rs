@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
-use portcullis_domain::Unexpected;
 use portcullis_domain::audit::{
-    AuditSink, AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome, RequestContext,
+    AuditSink, AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
 };
-use portcullis_domain::error::StoreError;
+use portcullis_domain::context::RequestContext;
+use portcullis_domain::error::Failure;
 use portcullis_domain::limits::{
     Bucket, Decision, FailureCounter, FailureState, LockoutPolicy, RateLimiter,
 };
@@ -93,7 +93,7 @@ async fn fail(
     counter: &dyn FailureCounter,
     key: &str,
     policy: LockoutPolicy,
-) -> Result<FailureState, Unexpected> {
+) -> Result<FailureState, Failure> {
     counter
         .add_failure(key, policy.window, &move |n| policy.lock_for(n))
         .await
@@ -251,17 +251,17 @@ impl StalledRepository {
 
 #[async_trait]
 impl AuthEventRepository for StalledRepository {
-    async fn append(&self, events: &[AuthEvent]) -> Result<(), StoreError> {
+    async fn append(&self, events: &[AuthEvent]) -> Result<(), Failure> {
         self.entered.notify_one();
         let _pass = self
             .gate
             .acquire()
             .await
-            .map_err(|_| StoreError::Unexpected(Unexpected::msg("gate closed")))?;
+            .map_err(|_| Failure::msg("gate closed"))?;
         self.inner.append(events).await
     }
 
-    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, StoreError> {
+    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, Failure> {
         self.inner.query(query).await
     }
 }

@@ -3,7 +3,8 @@
 
 use std::time::{Duration as StdDuration, Instant};
 
-use portcullis_domain::password::{HashError, Password, PasswordHash, PasswordHasher as _};
+use portcullis_domain::error::Failure;
+use portcullis_domain::password::{Password, PasswordHash, PasswordHasher as _};
 use portcullis_infra::crypto::{Argon2Hasher, HashPoolConfig};
 
 fn hasher() -> Argon2Hasher {
@@ -107,7 +108,7 @@ async fn a_stored_hash_that_is_not_phc_is_an_unexpected_error() {
             &PasswordHash::new("not a hash".to_owned()),
         )
         .await;
-    assert!(matches!(result, Err(HashError::Unexpected(_))));
+    assert!(matches!(result, Err(Failure::Unexpected(_))));
 }
 
 #[tokio::test]
@@ -166,7 +167,7 @@ async fn a_full_pool_refuses_at_once_instead_of_queueing() {
         .filter(|outcome| {
             matches!(
                 outcome,
-                Err(HashError::Overloaded {
+                Err(Failure::Overloaded {
                     retry_after_secs: 1
                 })
             )

@@ -5,9 +5,11 @@
 use std::collections::HashSet;
 
 use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery};
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::ids::UserId;
 use portcullis_domain::session::SessionRepository;
-use portcullis_domain::task::{TaskId, TaskRepository};
-use portcullis_domain::user::{UserId, UserRepository};
+use portcullis_domain::task::TaskRepository;
+use portcullis_domain::user::UserRepository;
 use portcullis_infra::db::{Database, DbOptions, sqlite_url};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
@@ -304,7 +306,7 @@ async fn ping_reports_an_unreachable_database_as_unavailable() {
     assert!(
         matches!(
             result,
-            Err(portcullis_domain::error::StoreError::Unavailable(_))
+            Err(portcullis_domain::error::Failure::Unavailable(_))
         ),
         "{result:?}"
     );

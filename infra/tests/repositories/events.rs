@@ -2,10 +2,11 @@
 //! strings, large appends and durability across a reconnect.
 
 use portcullis_domain::audit::{
-    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome, RequestContext,
+    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
 };
-use portcullis_domain::session::ClientInfo;
-use portcullis_domain::user::UserId;
+use portcullis_domain::context::ClientInfo;
+use portcullis_domain::context::RequestContext;
+use portcullis_domain::ids::UserId;
 use portcullis_infra::db::{Database, DbOptions};
 use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
@@ -201,7 +202,7 @@ async fn attacker_controlled_strings_are_stored_bounded_and_clean(db: &Database)
 
     // Control characters are escaped (stored encoded), never dropped.
     let clean =
-        |s: &str, max: usize| -> String { portcullis_domain::audit::encode_untrusted(s, max) };
+        |s: &str, max: usize| -> String { portcullis_domain::context::encode_untrusted(s, max) };
     let stored = all_events(db).await;
     assert_eq!(ids(&stored), vec![edge.id, raw.id]);
     for event in &stored {

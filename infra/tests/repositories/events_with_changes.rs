@@ -2,8 +2,11 @@
 //! transaction, exactly one per change, and none when nothing changed.
 
 use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery, Outcome};
-use portcullis_domain::session::{RevokeReason, RotateOutcome, SessionId, SessionRepository};
-use portcullis_domain::user::{Email, InsertUserError, UserId, UserRepository};
+use portcullis_domain::email::Email;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::ids::UserId;
+use portcullis_domain::session::{RevokeReason, RotateOutcome, SessionRepository};
+use portcullis_domain::user::{InsertUserError, UserRepository};
 use portcullis_infra::db::Database;
 use time::Duration;
 
@@ -118,7 +121,7 @@ async fn a_failed_opening_stores_nothing(db: &Database) {
     let result = clash.insert(db).await;
 
     assert!(
-        matches!(result, Err(InsertUserError::Store(_))),
+        matches!(result, Err(InsertUserError::Failure(_))),
         "{result:?}"
     );
     assert!(

@@ -2,8 +2,9 @@
 //! id (one at a time and in a wave), and listing the active ones.
 
 use portcullis_domain::audit::AuthEventKind;
-use portcullis_domain::session::{RevokeReason, SessionId, SessionRepository};
-use portcullis_domain::user::UserId;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::ids::UserId;
+use portcullis_domain::session::{RevokeReason, SessionRepository};
 use portcullis_infra::db::Database;
 use time::Duration;
 use tokio::task::JoinSet;

@@ -4,7 +4,8 @@
 use std::collections::HashSet;
 
 use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery};
-use portcullis_domain::session::{RevokeReason, SessionId, SessionRepository};
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::session::{RevokeReason, SessionRepository};
 use portcullis_infra::db::Database;
 use time::Duration;
 

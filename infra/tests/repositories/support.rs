@@ -4,15 +4,20 @@
 //! tokens, events and tasks.
 
 use portcullis_domain::audit::{
-    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome, RequestContext,
+    AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
 };
-use portcullis_domain::error::StoreError;
+use portcullis_domain::context::ClientInfo;
+use portcullis_domain::context::RequestContext;
+use portcullis_domain::email::Email;
+use portcullis_domain::error::Failure;
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::ids::UserId;
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::{
-    ClientInfo, Session, SessionOpening, SessionPolicy, SessionRepository, TokenHash,
+    Session, SessionOpening, SessionPolicy, SessionRepository, TokenHash,
 };
-use portcullis_domain::task::{Task, TaskDescription, TaskId, TaskTitle};
-use portcullis_domain::user::{Email, InsertUserError, User, UserId, UserRepository};
+use portcullis_domain::task::{Task, TaskDescription, TaskTitle};
+use portcullis_domain::user::{InsertUserError, User, UserRepository};
 use portcullis_infra::db::{Database, DbOptions, sqlite_url};
 use sea_orm::ConnectionTrait;
 use tempfile::TempDir;
@@ -319,7 +324,7 @@ pub(crate) async fn create_session(
     db: &Database,
     session: &Session,
     first: &TokenHash,
-) -> Result<(), StoreError> {
+) -> Result<(), Failure> {
     let event = event(AuthEventKind::LoginSucceeded, session.created_at)
         .user(session.user_id)
         .session(session.id);

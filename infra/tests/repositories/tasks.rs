@@ -1,6 +1,7 @@
 //! `TaskRepository`: owner scoping and newest-first paging by id.
 
-use portcullis_domain::task::{TaskId, TaskRepository, TaskTitle};
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::task::{TaskRepository, TaskTitle};
 use portcullis_infra::db::Database;
 use time::Duration;
 use uuid::Uuid;

@@ -1,7 +1,9 @@
 //! `UserRepository`: unique emails, lookups and password-hash upgrades.
 
+use portcullis_domain::email::Email;
+use portcullis_domain::ids::UserId;
 use portcullis_domain::password::PasswordHash;
-use portcullis_domain::user::{Email, InsertUserError, UserId, UserRepository};
+use portcullis_domain::user::{InsertUserError, UserRepository};
 use portcullis_infra::db::Database;
 use time::Duration;
 use tokio::task::JoinSet;

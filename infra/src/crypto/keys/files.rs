@@ -7,14 +7,15 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use time::format_description::FormatItem;
 use time::macros::format_description;
-use time::{OffsetDateTime, PrimitiveDateTime};
+use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 use zeroize::Zeroizing;
 
-use super::Ed25519Key;
+use super::{Ed25519Key, generate_ed25519, thumbprint};
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
@@ -124,7 +125,10 @@ pub(super) fn read_key_file(path: &Path) -> anyhow::Result<Ed25519Key> {
 
 /// Writes a new key whose file name sorts after every key in `existing`,
 /// and returns its path and kid.
-pub(super) fn create_key_file(dir: &Path, existing: &[PathBuf]) -> anyhow::Result<(PathBuf, String)> {
+pub(super) fn create_key_file(
+    dir: &Path,
+    existing: &[PathBuf],
+) -> anyhow::Result<(PathBuf, String)> {
     let key = generate_ed25519()?;
     // Two rotations within one second, or a clock set back, must still leave
     // the new key newest by name.
@@ -212,4 +216,3 @@ pub(super) fn pem_decode(contents: &[u8]) -> anyhow::Result<Zeroizing<Vec<u8>>> 
         .context("the PEM body is not base64")?;
     Ok(Zeroizing::new(der))
 }
-

@@ -9,22 +9,16 @@
 //! key file is created with mode 0600 in a directory of mode 0700.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, OpenOptions};
-use std::io::{ErrorKind, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{anyhow, bail};
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use time::format_description::FormatItem;
-use time::macros::format_description;
-use time::{Duration, OffsetDateTime, PrimitiveDateTime};
 use zeroize::Zeroizing;
 
 use super::secrets::random_base64url_32;
@@ -37,7 +31,6 @@ use files::{file_time, pem_decode};
 
 /// Shortest HS256 secret accepted: the output size of SHA-256 (RFC 7518 §3.2).
 const MIN_HS256_SECRET: usize = 32;
-
 
 /// The public keys that verify our tokens, as served at
 /// `/.well-known/jwks.json` (RFC 7517).

@@ -2,6 +2,19 @@
 //! between hashes ([`Scratch`]), and hashing and verifying PHC strings with
 //! it. The pool in `mod.rs` decides where and when this runs.
 
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use argon2::password_hash::phc::PasswordHash as PhcHash;
+use argon2::password_hash::phc::{Output, ParamsString, Salt};
+use argon2::password_hash::{CustomizedPasswordHasher, Error as PhcError};
+use argon2::{
+    Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version,
+};
+use portcullis_domain::password::{Password, PasswordHash, Verification};
+use zeroize::Zeroize as _;
+
 /// OWASP's minimum for argon2id: m=19 MiB, t=2, p=1.
 const M_COST_KIB: u32 = 19_456;
 const T_COST: u32 = 2;
@@ -12,14 +25,14 @@ const SALT_LEN: usize = 16;
 /// argon2's working memory, shared by the workers: at most one set of
 /// blocks per running hash, kept between hashes, released when idle.
 #[derive(Default)]
-struct Scratch {
+pub(super) struct Scratch {
     /// Blocks not in use, with the time each was put back.
     free: Mutex<Vec<(Vec<Block>, Instant)>>,
 }
 
 impl Scratch {
     /// Memory unused for this long goes back to the operating system.
-    const IDLE_RELEASE: Duration = Duration::from_secs(1);
+    pub(super) const IDLE_RELEASE: Duration = Duration::from_secs(1);
 
     /// Every allocation asks for at least this much address space (pages
     /// beyond the blocks in use are never touched, so cost nothing). glibc
@@ -53,7 +66,7 @@ impl Scratch {
     }
 
     /// Zeroises and frees the blocks unused for [`Self::IDLE_RELEASE`].
-    fn release_idle(&self) {
+    pub(super) fn release_idle(&self) {
         let idle: Vec<Vec<Block>> = {
             let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
             let (idle, busy): (Vec<_>, Vec<_>) = free
@@ -79,7 +92,7 @@ impl Drop for Scratch {
 
 /// `count` zeroed blocks in a fresh reservation of at least
 /// [`Scratch::MIN_RESERVATION`].
-fn allocate(count: usize) -> Result<Vec<Block>, argon2::Error> {
+pub(super) fn allocate(count: usize) -> Result<Vec<Block>, argon2::Error> {
     let mut blocks = Vec::new();
     blocks
         .try_reserve_exact(count.max(Scratch::MIN_RESERVATION))
@@ -91,14 +104,14 @@ fn allocate(count: usize) -> Result<Vec<Block>, argon2::Error> {
 /// argon2 computing in [`Scratch`] memory; otherwise exactly
 /// `argon2::Argon2`'s `PasswordHasher` and (through the blanket
 /// implementation) `PasswordVerifier`.
-struct PooledArgon2<'a> {
+pub(super) struct PooledArgon2<'a> {
     scratch: &'a Scratch,
     params: Params,
 }
 
 impl<'a> PooledArgon2<'a> {
     /// With the current parameters, for new hashes.
-    fn current(scratch: &'a Scratch) -> Self {
+    pub(super) fn current(scratch: &'a Scratch) -> Self {
         Self {
             scratch,
             params: current_params(),
@@ -153,13 +166,13 @@ impl CustomizedPasswordHasher<PhcHash> for PooledArgon2<'_> {
     }
 }
 
-fn current_params() -> Params {
+pub(super) fn current_params() -> Params {
     // These constants are within argon2's limits; `DEFAULT` is the fallback
     // only to avoid a panic path, and happens to be the same OWASP setting.
     Params::new(M_COST_KIB, T_COST, P_COST, Some(OUTPUT_LEN)).unwrap_or(Params::DEFAULT)
 }
 
-fn dummy_hash(scratch: &Scratch) -> anyhow::Result<PasswordHash> {
+pub(super) fn dummy_hash(scratch: &Scratch) -> anyhow::Result<PasswordHash> {
     let mut secret = zeroize::Zeroizing::new([0u8; 32]);
     rand::TryRngCore::try_fill_bytes(&mut rand::rngs::OsRng, secret.as_mut())
         .context("reading the OS random generator")?;
@@ -169,7 +182,7 @@ fn dummy_hash(scratch: &Scratch) -> anyhow::Result<PasswordHash> {
     Ok(PasswordHash::new(phc.to_string()))
 }
 
-fn verify_phc(
+pub(super) fn verify_phc(
     argon2: &PooledArgon2<'_>,
     password: &Password,
     hash: &PasswordHash,
@@ -191,7 +204,7 @@ fn verify_phc(
 }
 
 /// Whether `hash` was made exactly as [`Argon2Hasher::hash`] makes one today.
-fn uses_current_settings(hash: &PhcHash) -> bool {
+pub(super) fn uses_current_settings(hash: &PhcHash) -> bool {
     let current = current_params();
     let same_params = Params::try_from(hash).is_ok_and(|params| {
         params.m_cost() == current.m_cost()
@@ -213,6 +226,8 @@ fn uses_current_settings(hash: &PhcHash) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::password::{Argon2Hasher, HashPoolConfig};
+    use portcullis_domain::password::PasswordHasher as _;
 
     #[test]
     fn current_params_are_the_owasp_minimum() {

@@ -25,15 +25,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
-use argon2::password_hash::phc::PasswordHash as PhcHash;
-use argon2::password_hash::phc::{Output, ParamsString, Salt};
-use argon2::password_hash::{CustomizedPasswordHasher, Error as PhcError};
-use argon2::{
-    Algorithm, Argon2, Block, Params, PasswordHasher as _, PasswordVerifier as _, Version,
-};
+use argon2::PasswordHasher as _;
 use async_trait::async_trait;
 use portcullis_domain::error::Failure;
 use portcullis_domain::password::{Password, PasswordHash, PasswordHasher, Verification};
@@ -44,8 +38,6 @@ use tracing::Span;
 mod argon2id;
 
 use argon2id::{PooledArgon2, Scratch, dummy_hash, verify_phc};
-use zeroize::Zeroize as _;
-
 
 /// Told to a client that finds the pool full.
 const RETRY_AFTER_SECS: u64 = 1;
