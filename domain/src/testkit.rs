@@ -14,7 +14,13 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
-use crate::audit::{AuditSink, AuthEvent, AuthEventRepository, EventQuery};
+use crate::audit::{AuditLog, AuditSink, AuthEvent, AuthEventRepository, EventQuery};
+use crate::auth::{AuthPorts, AuthService};
+use crate::ids::TaskId;
+use crate::limits::LimitPolicy;
+use crate::password::PasswordPolicy;
+use crate::session::{SessionPolicy, SessionService};
+use crate::task::{Task, TaskRepository, TaskService};
 use crate::clock::Clock;
 use crate::email::Email;
 use crate::error::Failure;
@@ -537,5 +543,115 @@ impl SecretGenerator for SequentialSecrets {
     }
     fn digest(&self, token: &RefreshToken) -> TokenHash {
         TokenHash::from_bytes(token.expose().as_bytes().to_vec())
+    }
+}
+
+/// Tasks in memory, strictly per owner.
+#[derive(Default)]
+pub struct InMemoryTasks(Mutex<Vec<Task>>);
+
+#[async_trait]
+impl TaskRepository for InMemoryTasks {
+    async fn insert(&self, task: &Task) -> Result<(), Failure> {
+        self.0.lock().unwrap().push(task.clone());
+        Ok(())
+    }
+    async fn list(
+        &self,
+        owner: UserId,
+        before: Option<TaskId>,
+        limit: u64,
+    ) -> Result<Vec<Task>, Failure> {
+        let mut tasks: Vec<Task> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| t.user_id == owner && before.is_none_or(|b| t.id < b))
+            .cloned()
+            .collect();
+        tasks.sort_by_key(|t| std::cmp::Reverse(t.id));
+        tasks.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(tasks)
+    }
+    async fn get(&self, owner: UserId, id: TaskId) -> Result<Option<Task>, Failure> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|t| t.user_id == owner && t.id == id)
+            .cloned())
+    }
+    async fn update(&self, owner: UserId, task: &Task) -> Result<bool, Failure> {
+        let mut tasks = self.0.lock().unwrap();
+        match tasks
+            .iter_mut()
+            .find(|t| t.user_id == owner && t.id == task.id)
+        {
+            Some(stored) => {
+                *stored = task.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+    async fn delete(&self, owner: UserId, id: TaskId) -> Result<bool, Failure> {
+        let mut tasks = self.0.lock().unwrap();
+        let before = tasks.len();
+        tasks.retain(|t| !(t.user_id == owner && t.id == id));
+        Ok(tasks.len() < before)
+    }
+}
+
+/// Every service of the domain over in-memory ports that share one store,
+/// one clock and one revocation cache: what an adapter's handler tests need.
+pub struct InMemoryServices {
+    pub auth: AuthService,
+    pub sessions: SessionService,
+    pub audit_log: AuditLog,
+    pub tasks: TaskService,
+    pub store: Arc<InMemoryStore>,
+    pub clock: Arc<FixedClock>,
+    pub hasher: Arc<FakeHasher>,
+}
+
+impl InMemoryServices {
+    /// The services at `now`, with the default policies, a minimum password
+    /// length of 15 and `password1234567890` as the one common password.
+    pub fn new(now: OffsetDateTime) -> Self {
+        let clock = Arc::new(FixedClock::at(now));
+        let store = Arc::new(InMemoryStore::default());
+        let hasher = Arc::new(FakeHasher::default());
+        let revocations = Arc::new(InMemoryRevocationCache::default());
+        let audit = Arc::new(StoreAudit(store.clone()));
+        let ports = AuthPorts {
+            users: store.clone(),
+            sessions: store.clone(),
+            hasher: hasher.clone(),
+            issuer: Arc::new(FakeTokens),
+            verifier: Arc::new(FakeTokens),
+            revocations: revocations.clone(),
+            secrets: Arc::new(SequentialSecrets::default()),
+            clock: clock.clone(),
+            audit: audit.clone(),
+            limiter: Arc::new(CountingLimiter::new(1_000)),
+            failures: Arc::new(ClockedFailures::new(clock.clone())),
+        };
+        let policy = PasswordPolicy::new(15, ["password1234567890".to_owned()]).unwrap();
+        Self {
+            auth: AuthService::new(
+                ports,
+                policy,
+                SessionPolicy::default(),
+                LimitPolicy::default(),
+            ),
+            sessions: SessionService::new(store.clone(), revocations, audit, clock.clone()),
+            audit_log: AuditLog::new(store.clone()),
+            tasks: TaskService::new(Arc::new(InMemoryTasks::default()), clock.clone()),
+            store,
+            clock,
+            hasher,
+        }
     }
 }
