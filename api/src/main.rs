@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use portcullis_api::app::{Application, load_keys, open_database};
+use portcullis_api::app::Application;
 use portcullis_api::settings::Settings;
+use portcullis_api::wiring::{load_keys, open_database};
 use portcullis_api::{openapi_json, openapi_yaml, telemetry};
 use portcullis_infra::crypto::{SigningKeys, generate_ed25519_pem, generate_hs256_secret};
 

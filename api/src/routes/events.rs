@@ -10,10 +10,10 @@ use portcullis_domain::audit::{AuthEvent, AuthEventKind};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ApiTags, failure};
-use crate::app::AppState;
+use crate::http::security::BearerAuth;
 use crate::problem::problem_responses;
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, failure};
+use crate::state::AppState;
 
 /// The kind of an audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -157,6 +157,7 @@ problem_responses!(EventsErrors {
 });
 
 /// Audit operations.
+#[derive(Default)]
 pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/api/v1/auth", tag = "ApiTags::Auth")]

@@ -7,10 +7,10 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
 
-use super::{ApiTags, UserBody, failure};
-use crate::app::AppState;
+use crate::http::security::BearerAuth;
 use crate::problem::{ApiError, problem_responses};
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, UserBody, failure};
+use crate::state::AppState;
 
 #[derive(ApiResponse)]
 pub enum MeResponse {
@@ -27,6 +27,7 @@ problem_responses!(MeErrors {
 });
 
 /// Account operations.
+#[derive(Default)]
 pub struct UsersApi;
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "ApiTags::Users")]

@@ -12,10 +12,11 @@ use portcullis_domain::session::{Session, SessionId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ApiTags, failure, request_context};
-use crate::app::AppState;
+use crate::http::middleware::request_scope::request_context;
+use crate::http::security::BearerAuth;
 use crate::problem::{ApiError, problem_responses};
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, failure};
+use crate::state::AppState;
 
 /// One active session.
 #[derive(Debug, Object)]
@@ -106,6 +107,7 @@ problem_responses!(RevokeErrors {
 });
 
 /// Session operations.
+#[derive(Default)]
 pub struct SessionsApi;
 
 #[OpenApi(prefix_path = "/api/v1/sessions", tag = "ApiTags::Sessions")]

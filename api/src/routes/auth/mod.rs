@@ -14,10 +14,11 @@ use portcullis_domain::password::Password;
 use portcullis_domain::user::Email;
 use uuid::Uuid;
 
-use super::{ApiTags, NO_STORE, TokenPairBody, failure, rate_limited, request_context};
-use crate::app::AppState;
+use crate::http::middleware::request_scope::request_context;
+use crate::http::security::BearerAuth;
 use crate::problem::{ApiError, problem_responses};
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, NO_STORE, TokenPairBody, failure, rate_limited};
+use crate::state::AppState;
 
 /// Credentials for sign-up and log-in.
 #[derive(Debug, Object)]
@@ -196,6 +197,7 @@ problem_responses!(VerifyErrors {
 });
 
 /// Authentication operations.
+#[derive(Default)]
 pub struct AuthApi;
 
 #[OpenApi(prefix_path = "/api/v1/auth", tag = "ApiTags::Auth")]

@@ -15,10 +15,10 @@ use portcullis_domain::task::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ApiTags, failure};
-use crate::app::AppState;
+use crate::http::security::BearerAuth;
 use crate::problem::{ApiError, problem_responses};
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, failure};
+use crate::state::AppState;
 
 /// A task.
 #[derive(Debug, Object)]
@@ -191,6 +191,7 @@ fn task_error(error: TaskError) -> ApiError {
 }
 
 /// Task operations.
+#[derive(Default)]
 pub struct TasksApi;
 
 #[OpenApi(prefix_path = "/api/v1/tasks", tag = "ApiTags::Tasks")]
