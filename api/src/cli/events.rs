@@ -5,6 +5,8 @@ use anyhow::Context;
 use portcullis_api::settings::Settings;
 use portcullis_api::wiring::open_database;
 
+use crate::cli::runtime;
+
 #[derive(clap::Args)]
 pub struct EventsArgs {
     /// Only this event type (repeatable): signup, login_succeeded, login_failed,
@@ -38,7 +40,7 @@ pub struct EventsArgs {
 /// Bad settings or arguments, or storage that cannot be read.
 pub fn run(args: EventsArgs) -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
-    super::runtime()?.block_on(events(settings, args))
+    runtime()?.block_on(events(settings, args))
 }
 
 fn parse_since(raw: &str) -> anyhow::Result<time::OffsetDateTime> {

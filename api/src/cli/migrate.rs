@@ -5,6 +5,8 @@ use portcullis_api::settings::Settings;
 use portcullis_api::telemetry;
 use portcullis_api::wiring::open_database;
 
+use crate::cli::runtime;
+
 /// Applies the migrations to the configured database.
 ///
 /// # Errors
@@ -12,7 +14,7 @@ use portcullis_api::wiring::open_database;
 pub fn run() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
     let _telemetry = telemetry::init(settings.log_format)?;
-    super::runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let db = open_database(&settings).await?;
         db.migrate().await.context("applying migrations")?;
         tracing::info!("migrations applied");

@@ -6,6 +6,8 @@ use portcullis_api::settings::Settings;
 use portcullis_api::telemetry;
 use portcullis_api::wiring::load_keys;
 
+use crate::cli::runtime;
+
 /// Serves until a shutdown signal.
 ///
 /// # Errors
@@ -17,7 +19,7 @@ pub fn run() -> anyhow::Result<()> {
         // Fail before binding if keys are unusable.
         load_keys(&settings)?;
     }
-    let result = super::runtime()?.block_on(async {
+    let result = runtime()?.block_on(async {
         let app = Application::build(settings).await?;
         app.run_until(shutdown_signal()).await
     });

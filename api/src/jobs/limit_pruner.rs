@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use portcullis_infra::limits::{GovernorRateLimiter, InMemoryFailureCounter};
 
-use crate::jobs::{Shutdown, every};
+use crate::jobs::shutdown::{Shutdown, every};
 
 /// How often the in-process stores are pruned.
 const PERIOD: Duration = Duration::from_secs(30);

@@ -8,7 +8,7 @@ use std::time::Duration;
 use portcullis_domain::clock::Clock;
 use portcullis_domain::session::SessionRepository;
 
-use crate::jobs::{Shutdown, every};
+use crate::jobs::shutdown::{Shutdown, every};
 
 /// How often ended sessions are purged.
 const PERIOD: Duration = Duration::from_secs(3_600);
