@@ -1,8 +1,13 @@
-//! RFC 9457 problem details: the one error format of the API, including the
-//! errors poem produces itself (unknown route, bad JSON, wrong content type...).
+//! RFC 9457 problem details: the one error format of the API. `Problem` is
+//! the body, `ApiError` an error on its way out, and `problem_responses!`
+//! builds the documented error enum of an operation.
+//!
+//! A leaf: it imports no sibling. The middleware that turns poem's own errors
+//! (unknown route, bad JSON, wrong content type...) into problems lives in
+//! `http::middleware::problem`.
 
-use poem::http::{HeaderValue, StatusCode, header};
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
 use poem_openapi::payload::Payload;
 use poem_openapi::registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry};
 use poem_openapi::types::{ToJSON, Type};
@@ -109,129 +114,6 @@ impl ApiResponse for ProblemJson {
 /// The `WWW-Authenticate` value of every access-token rejection (RFC 6750).
 pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
 
-/// Turns every error response poem produces on its own into problem+json,
-/// and hides the internals of any 5xx.
-pub struct ProblemMiddleware;
-
-impl<E: Endpoint> Middleware<E> for ProblemMiddleware {
-    type Output = ProblemEndpoint<E>;
-
-    fn transform(&self, ep: E) -> Self::Output {
-        ProblemEndpoint(ep)
-    }
-}
-
-pub struct ProblemEndpoint<E>(E);
-
-impl<E: Endpoint> Endpoint for ProblemEndpoint<E> {
-    type Output = Response;
-
-    async fn call(&self, req: Request) -> poem::Result<Self::Output> {
-        let response = match self.0.call(req).await {
-            Ok(output) => output.into_response(),
-            Err(error) => {
-                if error.is_from_response() {
-                    error.into_response()
-                } else {
-                    return Ok(problem_for_error(error));
-                }
-            }
-        };
-        Ok(ensure_problem(response))
-    }
-}
-
-fn is_problem(response: &Response) -> bool {
-    response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with(PROBLEM_JSON))
-}
-
-/// A bare error status (no problem body) becomes a problem.
-fn ensure_problem(response: Response) -> Response {
-    let status = response.status();
-    if !(status.is_client_error() || status.is_server_error()) || is_problem(&response) {
-        return response;
-    }
-    let (code, detail) = describe_status(status, None);
-    let mut problem = Problem::new(status, code, detail).into_poem_response();
-    for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
-        if let Some(value) = response.headers().get(&name) {
-            problem.headers_mut().insert(name, value.clone());
-        }
-    }
-    problem
-}
-
-fn problem_for_error(error: poem::Error) -> Response {
-    let status = error.status();
-    if status.is_server_error() {
-        tracing::error!(error = %error, "request failed");
-    }
-    let message = error.to_string();
-    let (code, detail) = describe_status(status, Some(&message));
-    let mut response = Problem::new(status, code, detail).into_poem_response();
-    if status == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(INVALID_TOKEN_CHALLENGE),
-        );
-    }
-    response
-}
-
-/// Maps a status (and poem's message, when safe to show) to a code and detail.
-fn describe_status(status: StatusCode, message: Option<&str>) -> (&'static str, String) {
-    let shown = |fallback: &str| {
-        message
-            .filter(|m| !m.is_empty())
-            .map(|m| m.chars().take(300).collect::<String>())
-            .unwrap_or_else(|| fallback.to_owned())
-    };
-    match status {
-        StatusCode::BAD_REQUEST => ("bad_request", shown("The request is malformed.")),
-        StatusCode::UNAUTHORIZED => (
-            "invalid_token",
-            "A valid bearer access token is required.".to_owned(),
-        ),
-        StatusCode::NOT_FOUND => ("not_found", "No such resource.".to_owned()),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "This method is not allowed on this resource.".to_owned(),
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            format!(
-                "The request body exceeds {} bytes.",
-                crate::app::MAX_BODY_BYTES
-            ),
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "unsupported_media_type",
-            "The request body must be application/json.".to_owned(),
-        ),
-        StatusCode::LENGTH_REQUIRED => (
-            "length_required",
-            "A Content-Length is required.".to_owned(),
-        ),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
-            "headers_too_large",
-            "The request headers are too large.".to_owned(),
-        ),
-        StatusCode::TOO_MANY_REQUESTS => {
-            ("rate_limited", "Too many requests; retry later.".to_owned())
-        }
-        StatusCode::SERVICE_UNAVAILABLE => (
-            "unavailable",
-            "The service is temporarily unavailable; retry later.".to_owned(),
-        ),
-        s if s.is_client_error() => ("client_error", shown("The request cannot be processed.")),
-        _ => ("internal", "An internal error occurred.".to_owned()),
-    }
-}
-
 /// An error on its way out: a problem and the headers it needs.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -313,6 +195,60 @@ impl poem_openapi::types::Example for Problem {
     }
 }
 
+/// What a test needs to pin of an error answer: its status, problem `code`
+/// and `Retry-After`.
+#[cfg(test)]
+pub(crate) mod testing {
+    use poem::IntoResponse;
+    use poem::http::header;
+
+    use super::PROBLEM_JSON;
+
+    /// The status, problem `code` and `Retry-After` of an answer.
+    #[derive(Debug, PartialEq, Eq)]
+    pub(crate) struct Answer {
+        pub status: u16,
+        pub code: String,
+        pub retry_after: Option<String>,
+    }
+
+    impl Answer {
+        pub(crate) fn new(status: u16, code: &str, retry_after: Option<&str>) -> Self {
+            Self {
+                status,
+                code: code.to_owned(),
+                retry_after: retry_after.map(str::to_owned),
+            }
+        }
+    }
+
+    /// Renders `answer` as poem would send it; asserts it is problem+json
+    /// and that the body's `status` is the response's.
+    pub(crate) async fn answer(answer: impl IntoResponse) -> Answer {
+        let response = answer.into_response();
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        assert_eq!(content_type.as_deref(), Some(PROBLEM_JSON));
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.into_body().into_string().await.unwrap();
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(problem["status"], status, "{body}");
+        Answer {
+            status,
+            code: problem["code"].as_str().unwrap_or_default().to_owned(),
+            retry_after,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,13 +260,5 @@ mod tests {
         assert_eq!(problem.title, "Conflict");
         assert_eq!(problem.status, 409);
         assert_eq!(problem.code, "email_taken");
-    }
-
-    #[test]
-    fn server_errors_never_show_their_message() {
-        let (code, detail) =
-            describe_status(StatusCode::INTERNAL_SERVER_ERROR, Some("db password=x"));
-        assert_eq!(code, "internal");
-        assert!(!detail.contains("password"));
     }
 }

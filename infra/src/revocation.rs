@@ -119,27 +119,37 @@ impl RevocationFeed {
         Ok(())
     }
 
-    /// Polls until the task is aborted. Failures are logged and retried.
-    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
+    /// Polls until `shutdown` resolves, then returns; a poll in progress is
+    /// dropped at its next await. Failures are logged and retried.
+    pub fn spawn(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut last_start = self.clock.now();
-            let mut ticker = tokio::time::interval(self.interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                ticker.tick().await;
-                let started = self.clock.now();
-                match self.sessions.revoked_since(last_start - OVERLAP).await {
-                    Ok(revocations) => {
-                        for revocation in revocations {
-                            self.cache.record(revocation);
+            let polling = async {
+                let mut last_start = self.clock.now();
+                let mut ticker = tokio::time::interval(self.interval);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    let started = self.clock.now();
+                    match self.sessions.revoked_since(last_start - OVERLAP).await {
+                        Ok(revocations) => {
+                            for revocation in revocations {
+                                self.cache.record(revocation);
+                            }
+                            last_start = started;
                         }
-                        last_start = started;
+                        Err(error) => {
+                            tracing::warn!(error = %error, "revocation feed poll failed; will retry")
+                        }
                     }
-                    Err(error) => {
-                        tracing::warn!(error = %error, "revocation feed poll failed; will retry")
-                    }
+                    self.cache.prune(started);
                 }
-                self.cache.prune(started);
+            };
+            tokio::select! {
+                () = shutdown => {}
+                _ = polling => {}
             }
         })
     }

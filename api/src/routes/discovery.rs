@@ -6,8 +6,8 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiTags;
-use crate::app::AppState;
+use crate::routes::common::ApiTags;
+use crate::state::AppState;
 
 /// A public key (RFC 7517, OKP/Ed25519 per RFC 8037).
 #[derive(Debug, Object)]
@@ -57,6 +57,7 @@ pub enum JwksResponse {
 }
 
 /// Discovery operations.
+#[derive(Default)]
 pub struct DiscoveryApi;
 
 #[OpenApi(tag = "ApiTags::Discovery")]

@@ -7,13 +7,14 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use portcullis_domain::audit::{AuthEvent, AuthEventKind};
+use portcullis_domain::auth::Failure;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::{ApiTags, failure};
-use crate::app::AppState;
+use crate::http::security::BearerAuth;
 use crate::problem::problem_responses;
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, failure};
+use crate::state::AppState;
 
 /// The kind of an audit event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Enum)]
@@ -156,7 +157,14 @@ problem_responses!(EventsErrors {
     Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
+impl From<Failure> for EventsErrors {
+    fn from(error: Failure) -> Self {
+        failure(&error).into()
+    }
+}
+
 /// Audit operations.
+#[derive(Default)]
 pub struct EventsApi;
 
 #[OpenApi(prefix_path = "/api/v1/auth", tag = "ApiTags::Auth")]
@@ -185,11 +193,58 @@ impl EventsApi {
         let page = state
             .auth
             .events(&auth.0, kinds, before.0, u64::from(limit.0.unwrap_or(20)))
-            .await
-            .map_err(|e| failure(&e))?;
+            .await?;
         Ok(EventsResponse::Ok(Json(EventPageBody {
             items: page.items.into_iter().map(EventBody::from).collect(),
             next_cursor: page.next_cursor,
         })))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::testing::{Answer, answer};
+
+    #[tokio::test]
+    async fn every_events_failure_has_one_status_code_and_retry_after() {
+        let cases = [
+            (
+                Failure::Overloaded {
+                    retry_after_secs: 3,
+                },
+                Answer::new(503, "overloaded", Some("3")),
+            ),
+            (
+                Failure::Unavailable(anyhow::anyhow!("refused")),
+                Answer::new(503, "unavailable", Some("2")),
+            ),
+            (
+                Failure::Unexpected(anyhow::anyhow!("bug")),
+                Answer::new(500, "internal", None),
+            ),
+        ];
+        for (error, expected) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(answer(EventsErrors::from(error)).await, expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn every_event_type_maps_both_ways() {
+        for kind in [
+            EventType::Signup,
+            EventType::LoginSucceeded,
+            EventType::LoginFailed,
+            EventType::AccountLocked,
+            EventType::TokenRefreshed,
+            EventType::RefreshTokenReuseDetected,
+            EventType::Logout,
+            EventType::SessionRevoked,
+            EventType::RateLimitHit,
+            EventType::AccessTokenRejected,
+        ] {
+            assert_eq!(EventType::from_domain(kind.to_domain()), kind);
+        }
     }
 }

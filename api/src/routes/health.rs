@@ -7,9 +7,9 @@ use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
 
-use super::ApiTags;
-use crate::app::AppState;
 use crate::problem::{ApiError, problem_responses};
+use crate::routes::common::ApiTags;
+use crate::state::AppState;
 
 /// A probe result.
 #[derive(Debug, Object)]
@@ -40,6 +40,7 @@ problem_responses!(ReadyErrors {
 });
 
 /// Probe operations.
+#[derive(Default)]
 pub struct HealthApi;
 
 #[OpenApi(prefix_path = "/health", tag = "ApiTags::Health")]

@@ -6,11 +6,12 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
+use portcullis_domain::auth::Failure;
 
-use super::{ApiTags, UserBody, failure};
-use crate::app::AppState;
+use crate::http::security::BearerAuth;
 use crate::problem::{ApiError, problem_responses};
-use crate::security::BearerAuth;
+use crate::routes::common::{ApiTags, UserBody, failure};
+use crate::state::AppState;
 
 #[derive(ApiResponse)]
 pub enum MeResponse {
@@ -26,7 +27,14 @@ problem_responses!(MeErrors {
     Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
 
+impl From<Failure> for MeErrors {
+    fn from(error: Failure) -> Self {
+        failure(&error).into()
+    }
+}
+
 /// Account operations.
+#[derive(Default)]
 pub struct UsersApi;
 
 #[OpenApi(prefix_path = "/api/v1/users", tag = "ApiTags::Users")]
@@ -48,7 +56,37 @@ impl UsersApi {
                 "The account no longer exists.",
             )
             .into()),
-            Err(error) => Err(failure(&error).into()),
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::testing::{Answer, answer};
+
+    #[tokio::test]
+    async fn every_me_failure_has_one_status_code_and_retry_after() {
+        let cases = [
+            (
+                Failure::Overloaded {
+                    retry_after_secs: 3,
+                },
+                Answer::new(503, "overloaded", Some("3")),
+            ),
+            (
+                Failure::Unavailable(anyhow::anyhow!("refused")),
+                Answer::new(503, "unavailable", Some("2")),
+            ),
+            (
+                Failure::Unexpected(anyhow::anyhow!("bug")),
+                Answer::new(500, "internal", None),
+            ),
+        ];
+        for (error, expected) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(answer(MeErrors::from(error)).await, expected, "{shown}");
         }
     }
 }

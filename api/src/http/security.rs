@@ -11,9 +11,9 @@ use poem_openapi::auth::Bearer;
 use portcullis_domain::auth::Principal;
 use portcullis_domain::token::TokenRejection;
 
-use crate::app::AppState;
+use crate::http::middleware::request_scope::request_context;
 use crate::problem::{INVALID_TOKEN_CHALLENGE, Problem};
-use crate::routes::request_context;
+use crate::state::AppState;
 
 /// A JWT access token from `POST /api/v1/auth/login`, `signup` or `refresh`.
 #[derive(SecurityScheme)]

@@ -5,24 +5,22 @@
 //! float), and clap's errors name the flag, not the variable. An operator
 //! must get one line naming the variable at fault, which this does in a few
 //! lines of code.
+//!
+//! This file says which variables there are and checks them together;
+//! `variables` reads one variable.
 
-use std::fmt::Display;
+mod variables;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
 use portcullis_domain::limits::LockoutPolicy;
-use portcullis_infra::limits::{Quota, Quotas};
 use secrecy::SecretString;
 
-/// One bad setting: which variable, and why.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub struct SettingsError {
-    pub var: &'static str,
-    pub reason: String,
-}
+use crate::settings::variables::{CidrList, OnOff, lockout, millis, parse, quotas, secs};
+pub use crate::settings::variables::{ProcessEnv, SettingsError, Source};
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,190 +98,6 @@ pub struct Settings {
     pub account_lockout: portcullis_domain::limits::LockoutPolicy,
     /// `PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER` (20), `PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER` (50).
     pub client_lockout: portcullis_domain::limits::LockoutPolicy,
-}
-
-/// Where values come from: the process environment, or a map in tests.
-pub trait Source {
-    fn get(&self, name: &str) -> Option<String>;
-}
-
-/// The process environment.
-pub struct ProcessEnv;
-
-impl Source for ProcessEnv {
-    fn get(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
-    }
-}
-
-impl<const N: usize> Source for [(&str, &str); N] {
-    fn get(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| (*v).to_owned())
-    }
-}
-
-fn parse<T>(source: &dyn Source, var: &'static str, default: T) -> Result<T, SettingsError>
-where
-    T: FromStr,
-    T::Err: Display,
-{
-    match source.get(var) {
-        None => Ok(default),
-        Some(raw) if raw.trim().is_empty() => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| SettingsError {
-            var,
-            reason: format!("invalid value {:?}: {e}", truncate(&raw)),
-        }),
-    }
-}
-
-/// `on`/`off` (also `true`/`false`, `1`/`0`).
-struct OnOff(bool);
-
-impl FromStr for OnOff {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "on" | "true" | "1" | "yes" => Ok(Self(true)),
-            "off" | "false" | "0" | "no" => Ok(Self(false)),
-            _ => Err("expected `on` or `off`".to_owned()),
-        }
-    }
-}
-
-/// A comma-separated list of CIDR blocks or addresses.
-#[derive(Default)]
-struct CidrList(Vec<ipnet::IpNet>);
-
-impl FromStr for CidrList {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.split(',')
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .map(|part| {
-                part.parse::<ipnet::IpNet>()
-                    .or_else(|_| part.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                    .map_err(|_| format!("`{part}` is not a CIDR block or an IP address"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(CidrList)
-    }
-}
-
-fn quotas(source: &dyn Source) -> Result<Quotas, SettingsError> {
-    let defaults = Quotas::default();
-    let quota =
-        |rate: &'static str, burst: &'static str, default: Quota| -> Result<Quota, SettingsError> {
-            let quota = Quota {
-                per_minute: parse(source, rate, default.per_minute)?,
-                burst: parse(source, burst, default.burst)?,
-            };
-            if quota.per_minute == 0 || quota.burst == 0 {
-                return Err(SettingsError {
-                var: rate,
-                reason:
-                    "rates and bursts must be at least 1 (use PORTCULLIS_RATE_LIMIT=off to disable)"
-                        .to_owned(),
-            });
-            }
-            Ok(quota)
-        };
-    Ok(Quotas {
-        sign_up: quota(
-            "PORTCULLIS_RATE_LIMIT_SIGNUP_PER_MIN",
-            "PORTCULLIS_RATE_LIMIT_SIGNUP_BURST",
-            defaults.sign_up,
-        )?,
-        log_in: quota(
-            "PORTCULLIS_RATE_LIMIT_LOGIN_PER_MIN",
-            "PORTCULLIS_RATE_LIMIT_LOGIN_BURST",
-            defaults.log_in,
-        )?,
-        refresh: quota(
-            "PORTCULLIS_RATE_LIMIT_REFRESH_PER_MIN",
-            "PORTCULLIS_RATE_LIMIT_REFRESH_BURST",
-            defaults.refresh,
-        )?,
-    })
-}
-
-fn lockout(
-    source: &dyn Source,
-    prefix: &'static str,
-    default: LockoutPolicy,
-) -> Result<LockoutPolicy, SettingsError> {
-    // Names are static so errors can carry them.
-    let names: [&'static str; 4] = match prefix {
-        "PORTCULLIS_LOCKOUT" => [
-            "PORTCULLIS_LOCKOUT_SLOW_AFTER",
-            "PORTCULLIS_LOCKOUT_LOCK_AFTER",
-            "PORTCULLIS_LOCKOUT_DURATION_SECS",
-            "PORTCULLIS_LOCKOUT_WINDOW_SECS",
-        ],
-        _ => [
-            "PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER",
-            "PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER",
-            "PORTCULLIS_CLIENT_LOCKOUT_DURATION_SECS",
-            "PORTCULLIS_CLIENT_LOCKOUT_WINDOW_SECS",
-        ],
-    };
-    let whole = |d: time::Duration| u64::try_from(d.whole_seconds()).unwrap_or(900);
-    let policy = LockoutPolicy {
-        slow_after: parse(source, names[0], default.slow_after)?,
-        lock_after: parse(source, names[1], default.lock_after)?,
-        lock_duration: time::Duration::seconds(
-            i64::try_from(parse(source, names[2], whole(default.lock_duration))?).unwrap_or(900),
-        ),
-        window: time::Duration::seconds(
-            i64::try_from(parse(source, names[3], whole(default.window))?).unwrap_or(900),
-        ),
-    };
-    if policy.slow_after == 0 || policy.lock_after < policy.slow_after || policy.lock_after > 100 {
-        return Err(SettingsError {
-            var: names[1],
-            reason: "need 1 <= SLOW_AFTER <= LOCK_AFTER <= 100 (NIST 800-63B caps failed attempts at 100)".to_owned(),
-        });
-    }
-    Ok(policy)
-}
-
-fn truncate(raw: &str) -> String {
-    raw.chars().take(64).collect()
-}
-
-fn secs(
-    source: &dyn Source,
-    var: &'static str,
-    default: u64,
-    min: u64,
-) -> Result<Duration, SettingsError> {
-    let value: u64 = parse(source, var, default)?;
-    if value < min {
-        return Err(SettingsError {
-            var,
-            reason: format!("must be at least {min}"),
-        });
-    }
-    Ok(Duration::from_secs(value))
-}
-
-fn millis(
-    source: &dyn Source,
-    var: &'static str,
-    default: u64,
-    min: u64,
-) -> Result<Duration, SettingsError> {
-    let value: u64 = parse(source, var, default)?;
-    if value < min {
-        return Err(SettingsError {
-            var,
-            reason: format!("must be at least {min}"),
-        });
-    }
-    Ok(Duration::from_millis(value))
 }
 
 impl Settings {

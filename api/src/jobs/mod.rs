@@ -1,0 +1,67 @@
+//! The background jobs: each is its own small task that calls a port on a
+//! timer (the limit pruner: the in-process adapters) and stops when shutdown
+//! is requested. `start` spawns them all; `shutdown::Jobs::stop` requests
+//! shutdown and waits for every job to end.
+//!
+//! | job | every | what |
+//! | --- | --- | --- |
+//! | revocation feed (in `portcullis-infra`) | `PORTCULLIS_REVOCATION_POLL_MS` | reads other instances' revocations into the cache |
+//! | `session_gauge` | 30 s | samples the active-session gauge |
+//! | `session_purger` | 1 h | deletes sessions ended before the retention period |
+//! | `limit_pruner` | 30 s | bounds the in-process rate limiter and failure counter (without Redis only) |
+
+pub mod limit_pruner;
+pub mod session_gauge;
+pub mod session_purger;
+pub mod shutdown;
+
+use std::sync::Arc;
+
+use portcullis_domain::clock::Clock;
+use portcullis_domain::session::SessionRepository;
+use portcullis_infra::revocation::RevocationFeed;
+
+use crate::jobs::limit_pruner::LocalLimits;
+use crate::jobs::shutdown::Jobs;
+use crate::metrics::Metrics;
+
+/// What the jobs need, as the wiring built it.
+pub struct JobPorts {
+    pub sessions: Arc<dyn SessionRepository>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Arc<Metrics>,
+    /// Ended sessions are deleted this long after they end.
+    pub session_retention: time::Duration,
+    pub revocation_feed: RevocationFeed,
+    /// The in-process limit stores, when they are the ones in force.
+    pub local_limits: Option<LocalLimits>,
+}
+
+/// Spawns every job.
+pub fn start(ports: JobPorts) -> Jobs {
+    let mut jobs = Jobs::new();
+    let feed = ports.revocation_feed.spawn(jobs.shutdown().requested());
+    jobs.adopt("revocation feed", feed);
+    if let Some(local) = ports.local_limits {
+        jobs.spawn("limit pruner", limit_pruner::run(local, jobs.shutdown()));
+    }
+    jobs.spawn(
+        "session gauge",
+        session_gauge::run(
+            ports.sessions.clone(),
+            ports.clock.clone(),
+            ports.metrics,
+            jobs.shutdown(),
+        ),
+    );
+    jobs.spawn(
+        "session purger",
+        session_purger::run(
+            ports.sessions,
+            ports.clock,
+            ports.session_retention,
+            jobs.shutdown(),
+        ),
+    );
+    jobs
+}

@@ -1,0 +1,80 @@
+//! The credentials body that sign-up and log-in share (one `Credentials`
+//! schema in the document), and its parsing into domain types.
+
+use poem::http::StatusCode;
+use poem_openapi::Object;
+use poem_openapi::types::Password as PasswordField;
+use portcullis_domain::password::Password;
+use portcullis_domain::user::Email;
+
+use crate::problem::ApiError;
+
+/// Credentials for sign-up and log-in.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct Credentials {
+    /// An email address; it is trimmed and lowercased.
+    #[oai(validator(max_length = 320))]
+    pub email: String,
+    /// 15 to 128 characters (by default); spaces and emoji welcome; not a
+    /// common password; must not contain the email's name part.
+    #[oai(validator(max_length = 4096))]
+    pub password: PasswordField,
+}
+
+impl Credentials {
+    fn example_value() -> Self {
+        Self {
+            email: "alice@example.com".to_owned(),
+            password: PasswordField("correct horse battery staple 42".to_owned()),
+        }
+    }
+
+    /// The email and password as domain values.
+    ///
+    /// # Errors
+    /// 422 `invalid_email` when the email is not an address. The password
+    /// policy is the use case's to check.
+    pub fn try_into_domain(self) -> Result<(Email, Password), ApiError> {
+        let email = Email::parse(&self.email).map_err(|e| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_email",
+                e.to_string(),
+            )
+        })?;
+        Ok((email, Password::new(self.password.0)))
+    }
+}
+
+impl poem_openapi::types::Example for Credentials {
+    fn example() -> Self {
+        Self::example_value()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn credentials(email: &str) -> Credentials {
+        Credentials {
+            email: email.to_owned(),
+            password: PasswordField("correct horse battery staple 42".to_owned()),
+        }
+    }
+
+    #[test]
+    fn a_valid_email_becomes_an_email() {
+        let (email, _) = credentials("alice@example.com").try_into_domain().unwrap();
+        assert_eq!(email.as_str(), "alice@example.com");
+    }
+
+    #[test]
+    fn an_invalid_email_is_a_422_invalid_email() {
+        let error = credentials("not an address").try_into_domain().unwrap_err();
+        assert_eq!(error.status(), 422);
+        assert_eq!(error.problem.code, "invalid_email");
+        assert_eq!(error.retry_after, None);
+    }
+}

@@ -1,0 +1,128 @@
+//! `POST /api/v1/auth/logout`: end this session, every session, or every
+//! other session of the caller.
+
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object};
+use portcullis_domain::audit::RequestContext;
+use portcullis_domain::auth::{AuthService, Failure, LogoutScope, Principal};
+use uuid::Uuid;
+
+use crate::problem::problem_responses;
+use crate::routes::common::failure;
+
+/// Which sessions to end.
+#[derive(Debug, Clone, Copy, Enum, Default)]
+#[oai(rename_all = "lowercase")]
+pub enum LogoutScopeParam {
+    /// The session of the presented access token.
+    #[default]
+    This,
+    /// Every session of the account.
+    All,
+    /// Every session but this one.
+    Others,
+}
+
+impl LogoutScopeParam {
+    /// The scope in the domain's words.
+    pub fn into_domain(self) -> LogoutScope {
+        match self {
+            Self::This => LogoutScope::This,
+            Self::All => LogoutScope::All,
+            Self::Others => LogoutScope::Others,
+        }
+    }
+}
+
+/// The sessions a logout ended.
+#[derive(Debug, Object)]
+#[oai(example)]
+pub struct LogoutBody {
+    /// Ids of the sessions revoked by this request.
+    pub revoked_sessions: Vec<Uuid>,
+}
+
+impl LogoutBody {
+    fn example_value() -> Self {
+        Self {
+            revoked_sessions: vec![Uuid::nil()],
+        }
+    }
+}
+
+impl poem_openapi::types::Example for LogoutBody {
+    fn example() -> Self {
+        Self::example_value()
+    }
+}
+
+#[derive(ApiResponse)]
+pub enum LogoutResponse {
+    /// The sessions are revoked: their refresh and access tokens no longer work.
+    #[oai(status = 200)]
+    Ok(Json<LogoutBody>),
+}
+
+problem_responses!(LogoutErrors {
+    BadRequest = 400 => "The scope is not one of `this`, `all`, `others`.",
+    Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
+    Internal = 500 => "An internal error.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
+});
+
+impl From<Failure> for LogoutErrors {
+    fn from(error: Failure) -> Self {
+        failure(&error).into()
+    }
+}
+
+/// Ends the sessions of `scope` (this one by default).
+pub async fn log_out(
+    auth: &AuthService,
+    ctx: &RequestContext,
+    caller: &Principal,
+    scope: Option<LogoutScopeParam>,
+) -> Result<LogoutResponse, LogoutErrors> {
+    let scope = scope.unwrap_or_default().into_domain();
+    let revoked = auth.log_out(caller, scope, ctx).await?;
+    Ok(LogoutResponse::Ok(Json(LogoutBody {
+        revoked_sessions: revoked.iter().map(|id| id.as_uuid()).collect(),
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::problem::testing::{Answer, answer};
+
+    #[tokio::test]
+    async fn every_log_out_failure_has_one_status_code_and_retry_after() {
+        let cases = [
+            (
+                Failure::Overloaded {
+                    retry_after_secs: 3,
+                },
+                Answer::new(503, "overloaded", Some("3")),
+            ),
+            (
+                Failure::Unavailable(anyhow::anyhow!("refused")),
+                Answer::new(503, "unavailable", Some("2")),
+            ),
+            (
+                Failure::Unexpected(anyhow::anyhow!("bug")),
+                Answer::new(500, "internal", None),
+            ),
+        ];
+        for (error, expected) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(answer(LogoutErrors::from(error)).await, expected, "{shown}");
+        }
+    }
+
+    #[test]
+    fn the_default_scope_is_this_session() {
+        assert_eq!(LogoutScopeParam::default().into_domain(), LogoutScope::This);
+        assert_eq!(LogoutScopeParam::All.into_domain(), LogoutScope::All);
+        assert_eq!(LogoutScopeParam::Others.into_domain(), LogoutScope::Others);
+    }
+}

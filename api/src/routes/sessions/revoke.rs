@@ -1,0 +1,86 @@
+//! `DELETE /api/v1/sessions/{id}`: end one of the caller's own sessions.
+
+use poem::http::StatusCode;
+use poem_openapi::ApiResponse;
+use portcullis_domain::audit::RequestContext;
+use portcullis_domain::auth::{AuthService, Principal, RevokeSessionError};
+use portcullis_domain::session::SessionId;
+use uuid::Uuid;
+
+use crate::problem::{ApiError, problem_responses};
+use crate::routes::common::failure;
+
+#[derive(ApiResponse)]
+pub enum RevokeResponse {
+    /// The session is revoked.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+problem_responses!(RevokeErrors {
+    BadRequest = 400 => "The id is not a UUID.",
+    Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
+    NotFound = 404 => "No active session of the caller has this id.",
+    Internal = 500 => "An internal error.",
+    Unavailable = 503, retry_after: u32 => "The database is unreachable.",
+});
+
+impl From<RevokeSessionError> for RevokeErrors {
+    fn from(error: RevokeSessionError) -> Self {
+        match error {
+            RevokeSessionError::NotFound => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such session.")
+            }
+            RevokeSessionError::Failure(error) => failure(&error),
+        }
+        .into()
+    }
+}
+
+/// Revokes the caller's session `id`; another user's answers 404.
+pub async fn revoke(
+    auth: &AuthService,
+    ctx: &RequestContext,
+    caller: &Principal,
+    id: Uuid,
+) -> Result<RevokeResponse, RevokeErrors> {
+    auth.revoke_session(caller, SessionId::from_uuid(id), ctx)
+        .await?;
+    Ok(RevokeResponse::NoContent)
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_domain::auth::Failure;
+
+    use super::*;
+    use crate::problem::testing::{Answer, answer};
+
+    #[tokio::test]
+    async fn every_revoke_error_has_one_status_code_and_retry_after() {
+        let cases = [
+            (
+                RevokeSessionError::NotFound,
+                Answer::new(404, "not_found", None),
+            ),
+            (
+                RevokeSessionError::Failure(Failure::Overloaded {
+                    retry_after_secs: 3,
+                }),
+                Answer::new(503, "overloaded", Some("3")),
+            ),
+            (
+                RevokeSessionError::Failure(Failure::Unavailable(anyhow::anyhow!("refused"))),
+                Answer::new(503, "unavailable", Some("2")),
+            ),
+            (
+                RevokeSessionError::Failure(Failure::Unexpected(anyhow::anyhow!("bug"))),
+                Answer::new(500, "internal", None),
+            ),
+        ];
+        for (error, expected) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(answer(RevokeErrors::from(error)).await, expected, "{shown}");
+        }
+    }
+}

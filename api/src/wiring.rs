@@ -1,0 +1,237 @@
+//! Wiring: from settings to adapters to services. Opens storage, loads the
+//! signing keys, picks the limit stores, builds the hasher, the token issuer
+//! and the revocation cache, and assembles `AuthService`, `TaskService` and
+//! the `AppState`, plus what the background jobs need. Nothing here serves.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use portcullis_domain::audit::AuthEventRepository;
+use portcullis_domain::auth::{AuthPorts, AuthService, LimitPolicy};
+use portcullis_domain::clock::Clock;
+use portcullis_domain::limits::{FailureCounter, RateLimiter};
+use portcullis_domain::password::PasswordPolicy;
+use portcullis_domain::session::{SessionPolicy, SessionRepository};
+use portcullis_domain::task::TaskService;
+use portcullis_infra::audit::{AuditFlusher, BackgroundAudit};
+use portcullis_infra::clock::SystemClock;
+use portcullis_infra::crypto::{
+    Argon2Hasher, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
+};
+use portcullis_infra::db::{Database, DbOptions, sqlite_url};
+use portcullis_infra::limits::{
+    FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter,
+    RedisFailureCounter, RedisRateLimiter, connect_redis,
+};
+use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed};
+use secrecy::ExposeSecret;
+
+use crate::jobs::JobPorts;
+use crate::jobs::limit_pruner::LocalLimits;
+use crate::metrics::{MeteredAudit, Metrics};
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// The common-password list shipped with the service.
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+/// Leeway granted to clocks when verifying tokens.
+const JWT_LEEWAY_SECS: u64 = 5;
+
+/// Opens storage (and applies migrations).
+///
+/// # Errors
+/// When the database cannot be reached or migrated.
+pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
+    let url = match &settings.database_url {
+        Some(url) => url.clone(),
+        None => {
+            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+                format!("creating data directory {}", settings.data_dir.display())
+            })?;
+            sqlite_url(&settings.data_dir.join("portcullis.db"))
+        }
+    };
+    let options = DbOptions {
+        max_connections: settings.db_max_connections,
+        acquire_timeout: settings.db_acquire_timeout,
+        statement_timeout: settings.db_statement_timeout,
+    };
+    let db = Database::connect(&url, &options)
+        .await
+        .context("connecting to the database")?;
+    Ok(db)
+}
+
+/// Loads the signing keys the settings ask for.
+///
+/// # Errors
+/// When keys cannot be read or created.
+pub fn load_keys(settings: &Settings) -> anyhow::Result<SigningKeys> {
+    match &settings.jwt_secret {
+        Some(secret) => SigningKeys::hs256(secret.expose_secret().as_bytes()),
+        None => SigningKeys::load_or_create_ed25519(&settings.data_dir.join("keys")),
+    }
+}
+
+/// The wired service: the state handlers reach, the audit queue to flush on
+/// shutdown, and what the background jobs need.
+pub struct Wired {
+    pub state: Arc<AppState>,
+    pub audit: AuditFlusher,
+    pub jobs: JobPorts,
+}
+
+/// Builds the services on `db` and `keys` as `settings` ask, and primes the
+/// revocation cache.
+///
+/// # Errors
+/// A bad password policy or hash pool, an unusable Redis URL, or storage
+/// that cannot be read.
+pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyhow::Result<Wired> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let session_policy = SessionPolicy {
+        access_ttl: to_time(settings.access_token_ttl),
+        idle_ttl: to_time(settings.session_idle_ttl),
+        absolute_ttl: to_time(settings.session_absolute_ttl),
+        reuse_grace: to_time(settings.refresh_reuse_grace),
+    };
+    let password_policy = PasswordPolicy::new(
+        settings.password_min_length,
+        COMMON_PASSWORDS.lines().map(str::to_owned),
+    )?;
+    let tokens = Arc::new(JwtTokens::new(
+        keys.clone(),
+        JwtConfig {
+            issuer: settings.jwt_issuer.clone(),
+            audience: settings.jwt_audience.clone(),
+            leeway_secs: JWT_LEEWAY_SECS,
+        },
+    ));
+    let hasher = Arc::new(Argon2Hasher::new(HashPoolConfig {
+        workers: settings.hash_workers,
+        queue: settings.hash_queue,
+    })?);
+    let hash_depth = hasher.clone();
+    // Every access token of a revoked session has expired after this.
+    let retention = session_policy.access_ttl
+        + time::Duration::seconds(i64::try_from(JWT_LEEWAY_SECS).unwrap_or(30))
+        + time::Duration::minutes(1);
+    let revocations = Arc::new(InMemoryRevocations::new(retention));
+    let sessions: Arc<dyn SessionRepository> = Arc::new(db.sessions());
+    let feed = RevocationFeed::new(
+        revocations.clone(),
+        sessions.clone(),
+        clock.clone(),
+        settings.revocation_poll,
+    );
+    feed.prime().await?;
+
+    let events: Arc<dyn AuthEventRepository> = Arc::new(db.events());
+    let (audit_sink, audit) = BackgroundAudit::spawn(events.clone(), 10_000);
+    let dropped = audit_sink.clone();
+    let metrics = Arc::new(Metrics::new(
+        Arc::new(move || hash_depth.queue_depth() as u64),
+        Arc::new(move || dropped.dropped()),
+    ));
+    let LimitStores {
+        limiter,
+        failures,
+        local,
+    } = limit_stores(settings)?;
+    if !settings.rate_limit {
+        tracing::warn!(
+            "PORTCULLIS_RATE_LIMIT=off: EVERY RATE LIMIT AND LOGIN LOCKOUT IS DISABLED. Use this for benchmarks only, never in production."
+        );
+    }
+    let auth = AuthService::new(
+        AuthPorts {
+            users: Arc::new(db.users()),
+            sessions: sessions.clone(),
+            hasher,
+            issuer: tokens.clone(),
+            verifier: tokens,
+            revocations,
+            secrets: Arc::new(RandomSecrets),
+            clock: clock.clone(),
+            events,
+            audit: Arc::new(MeteredAudit {
+                inner: audit_sink,
+                metrics: metrics.clone(),
+            }),
+            limiter,
+            failures,
+        },
+        password_policy,
+        session_policy,
+        LimitPolicy {
+            enabled: settings.rate_limit,
+            account: settings.account_lockout,
+            client: settings.client_lockout,
+        },
+    );
+    let tasks = TaskService::new(Arc::new(db.tasks()), clock.clone());
+    let state = Arc::new(AppState {
+        auth,
+        tasks,
+        keys,
+        db,
+        metrics: metrics.clone(),
+    });
+    Ok(Wired {
+        state,
+        audit,
+        jobs: JobPorts {
+            sessions,
+            clock,
+            metrics,
+            session_retention: to_time(settings.session_retention),
+            revocation_feed: feed,
+            local_limits: local,
+        },
+    })
+}
+
+/// The limit stores in force, and the in-process ones to keep bounded.
+struct LimitStores {
+    limiter: Arc<dyn RateLimiter>,
+    failures: Arc<dyn FailureCounter>,
+    local: Option<LocalLimits>,
+}
+
+/// The limiter and failure counter the settings ask for: shared in Redis
+/// (with an in-process fallback), or in-process only.
+fn limit_stores(settings: &Settings) -> anyhow::Result<LimitStores> {
+    let local_limiter = GovernorRateLimiter::new(settings.quotas);
+    let local_failures = InMemoryFailureCounter::default();
+    match &settings.redis_url {
+        Some(url) => {
+            let redis = connect_redis(url, "portcullis")?;
+            Ok(LimitStores {
+                limiter: Arc::new(FallbackLimiter::new(
+                    RedisRateLimiter::new(redis.clone(), settings.quotas),
+                    local_limiter,
+                )),
+                failures: Arc::new(FallbackFailures::new(
+                    RedisFailureCounter::new(redis),
+                    local_failures,
+                )),
+                local: None,
+            })
+        }
+        None => {
+            let limiter = Arc::new(local_limiter);
+            let failures = Arc::new(local_failures);
+            Ok(LimitStores {
+                limiter: limiter.clone(),
+                failures: failures.clone(),
+                local: Some(LocalLimits { limiter, failures }),
+            })
+        }
+    }
+}
+
+fn to_time(duration: Duration) -> time::Duration {
+    time::Duration::try_from(duration).unwrap_or(time::Duration::MAX)
+}
