@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use portcullis_domain::audit::AuthEventRepository;
-use portcullis_domain::auth::{AuthPorts, AuthService, LimitPolicy};
+use portcullis_domain::audit::{AuditLog, AuditSink, AuthEventRepository};
+use portcullis_domain::auth::{AuthPorts, AuthService};
 use portcullis_domain::clock::Clock;
+use portcullis_domain::limits::LimitPolicy;
 use portcullis_domain::limits::{FailureCounter, RateLimiter};
 use portcullis_domain::password::PasswordPolicy;
-use portcullis_domain::session::{SessionPolicy, SessionRepository};
+use portcullis_domain::session::{SessionPolicy, SessionRepository, SessionService};
 use portcullis_domain::task::TaskService;
 use portcullis_infra::audit::{AuditFlusher, BackgroundAudit};
 use portcullis_infra::clock::SystemClock;
@@ -145,6 +146,17 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             "PORTCULLIS_RATE_LIMIT=off: EVERY RATE LIMIT AND LOGIN LOCKOUT IS DISABLED. Use this for benchmarks only, never in production."
         );
     }
+    let audit_port: Arc<dyn AuditSink> = Arc::new(MeteredAudit {
+        inner: audit_sink,
+        metrics: metrics.clone(),
+    });
+    let sessions_service = SessionService::new(
+        sessions.clone(),
+        revocations.clone(),
+        audit_port.clone(),
+        clock.clone(),
+    );
+    let audit_log = AuditLog::new(events);
     let auth = AuthService::new(
         AuthPorts {
             users: Arc::new(db.users()),
@@ -155,11 +167,7 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             revocations,
             secrets: Arc::new(RandomSecrets),
             clock: clock.clone(),
-            events,
-            audit: Arc::new(MeteredAudit {
-                inner: audit_sink,
-                metrics: metrics.clone(),
-            }),
+            audit: audit_port.clone(),
             limiter,
             failures,
         },
@@ -174,9 +182,11 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
     let tasks = TaskService::new(Arc::new(db.tasks()), clock.clone());
     let state = Arc::new(AppState {
         auth,
+        sessions: sessions_service,
+        audit_log,
         tasks,
         keys,
-        db,
+        readiness: Arc::new(db),
         metrics: metrics.clone(),
     });
     Ok(Wired {

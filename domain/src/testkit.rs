@@ -16,21 +16,21 @@ use std::sync::Arc;
 
 use crate::audit::{AuditLog, AuditSink, AuthEvent, AuthEventRepository, EventQuery};
 use crate::auth::{AuthPorts, AuthService};
-use crate::ids::TaskId;
-use crate::limits::LimitPolicy;
-use crate::password::PasswordPolicy;
-use crate::session::{SessionPolicy, SessionService};
-use crate::task::{Task, TaskRepository, TaskService};
 use crate::clock::Clock;
 use crate::email::Email;
 use crate::error::Failure;
+use crate::ids::TaskId;
 use crate::ids::{SessionId, UserId};
+use crate::limits::LimitPolicy;
 use crate::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
+use crate::password::PasswordPolicy;
 use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
     RefreshRecord, RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome,
     SecretGenerator, Session, SessionOpening, SessionRepository, TokenHash, decide_rotation,
 };
+use crate::session::{SessionPolicy, SessionService};
+use crate::task::{Task, TaskRepository, TaskService};
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
 use crate::user::{InsertUserError, User, UserRepository};
 

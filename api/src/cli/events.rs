@@ -64,8 +64,12 @@ fn parse_since(raw: &str) -> anyhow::Result<time::OffsetDateTime> {
 }
 
 async fn events(settings: Settings, args: EventsArgs) -> anyhow::Result<()> {
-    use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery};
-    use portcullis_domain::user::{Email, UserId, UserRepository};
+    use std::sync::Arc;
+
+    use portcullis_domain::audit::{AuditLog, AuthEventKind, EventQuery};
+    use portcullis_domain::email::Email;
+    use portcullis_domain::ids::UserId;
+    use portcullis_domain::user::UserRepository;
 
     let db = open_database(&settings).await?;
     let mut kinds = Vec::new();
@@ -95,13 +99,13 @@ async fn events(settings: Settings, args: EventsArgs) -> anyhow::Result<()> {
         since: args.since.as_deref().map(parse_since).transpose()?,
         until: None,
         before: None,
-        limit: args.limit.clamp(1, 10_000),
+        limit: args.limit,
     };
-    let found = db
-        .events()
-        .query(&query)
+    let found = AuditLog::new(Arc::new(db.events()))
+        .search(query)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .items;
     let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
     for event in found {
         let at = event

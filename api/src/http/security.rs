@@ -8,7 +8,7 @@ use poem::Request;
 use poem::http::{HeaderValue, StatusCode, header};
 use poem_openapi::SecurityScheme;
 use poem_openapi::auth::Bearer;
-use portcullis_domain::auth::Principal;
+use portcullis_domain::context::Principal;
 use portcullis_domain::token::TokenRejection;
 
 use crate::http::middleware::request_scope::request_context;

@@ -4,7 +4,8 @@
 
 use poem::http::StatusCode;
 use poem_openapi::{Object, Tags};
-use portcullis_domain::auth::{Failure, TokenPair};
+use portcullis_domain::auth::TokenPair;
+use portcullis_domain::error::Failure;
 use portcullis_domain::user::Profile;
 use time::OffsetDateTime;
 use uuid::Uuid;

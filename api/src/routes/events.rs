@@ -7,7 +7,7 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use portcullis_domain::audit::{AuthEvent, AuthEventKind};
-use portcullis_domain::auth::Failure;
+use portcullis_domain::error::Failure;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -191,8 +191,8 @@ impl EventsApi {
     ) -> Result<EventsResponse, EventsErrors> {
         let kinds = type_.0.map(EventType::to_domain).into_iter().collect();
         let page = state
-            .auth
-            .events(&auth.0, kinds, before.0, u64::from(limit.0.unwrap_or(20)))
+            .audit_log
+            .mine(&auth.0, kinds, before.0, u64::from(limit.0.unwrap_or(20)))
             .await?;
         Ok(EventsResponse::Ok(Json(EventPageBody {
             items: page.items.into_iter().map(EventBody::from).collect(),

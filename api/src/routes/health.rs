@@ -60,7 +60,7 @@ impl HealthApi {
     /// 200 when the database answers, 503 otherwise.
     #[oai(path = "/ready", method = "get", operation_id = "getReadiness")]
     async fn ready(&self, state: Data<&Arc<AppState>>) -> Result<HealthResponse, ReadyErrors> {
-        match state.db.ping().await {
+        match state.readiness.check().await {
             Ok(()) => Ok(HealthResponse::Ok(Json(HealthBody {
                 status: "ok".to_owned(),
             }))),

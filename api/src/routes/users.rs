@@ -6,7 +6,7 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, OpenApi};
-use portcullis_domain::auth::Failure;
+use portcullis_domain::error::Failure;
 
 use crate::http::security::BearerAuth;
 use crate::problem::{ApiError, problem_responses};

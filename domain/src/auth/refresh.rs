@@ -10,20 +10,24 @@ use crate::context::RequestContext;
 use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
 use crate::limits::{Bucket, RateLimited};
-use crate::session::{RefreshToken, Revocation, RevokeReason, RotateOutcome, Session};
+use crate::session::{
+    MalformedRefreshToken, RefreshToken, Revocation, RevokeReason, RotateOutcome, Session,
+};
 
-/// What a refresh presents: a token that has the shape of one of ours
-/// (anything else is refused at the edge, before any lookup).
+/// What a refresh presents, parsed at the edge: a token that has the shape
+/// of one of ours, or a string that cannot be one. A malformed one is
+/// refused before any lookup, but only after it has spent the client's
+/// refresh budget, like any other attempt.
 #[derive(Debug)]
 pub struct Refresh {
-    pub token: RefreshToken,
+    pub token: Result<RefreshToken, MalformedRefreshToken>,
 }
 
 /// Why a refresh failed. Both refusals get the same `invalid_grant` answer;
 /// the distinction exists for the audit trail.
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
-    /// Unknown, expired or revoked token.
+    /// Malformed, unknown, expired or revoked token.
     #[error("invalid refresh token")]
     InvalidGrant,
     /// A rotated token presented after the grace interval: the session is now revoked.
@@ -81,6 +85,7 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<TokenPair, RefreshError> {
         self.guard.admit(Bucket::Refresh, ctx).await?;
+        let token = token.map_err(|MalformedRefreshToken| RefreshError::InvalidGrant)?;
         let hash = self.ports.secrets.digest(&token);
         let Some((record, session)) = self.ports.sessions.find_by_refresh_token(&hash).await?
         else {

@@ -231,7 +231,7 @@ async fn refresh_rotates_and_keeps_one_live_token() {
             .service
             .refresh(
                 Refresh {
-                    token: pair.refresh_token.clone(),
+                    token: Ok(pair.refresh_token.clone()),
                 },
                 &ctx(),
             )
@@ -252,7 +252,7 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
         .service
         .refresh(
             Refresh {
-                token: pair.refresh_token.clone(),
+                token: Ok(pair.refresh_token.clone()),
             },
             &ctx(),
         )
@@ -264,7 +264,7 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
         .service
         .refresh(
             Refresh {
-                token: pair.refresh_token.clone(),
+                token: Ok(pair.refresh_token.clone()),
             },
             &ctx(),
         )
@@ -277,7 +277,7 @@ async fn replay_within_grace_returns_a_pair_of_the_same_session() {
         h.service
             .refresh(
                 Refresh {
-                    token: second.refresh_token.clone()
+                    token: Ok(second.refresh_token.clone())
                 },
                 &ctx()
             )
@@ -305,7 +305,7 @@ async fn reuse_after_grace_revokes_the_family_only() {
         .service
         .refresh(
             Refresh {
-                token: victim.refresh_token.clone(),
+                token: Ok(victim.refresh_token.clone()),
             },
             &ctx(),
         )
@@ -317,7 +317,7 @@ async fn reuse_after_grace_revokes_the_family_only() {
         .service
         .refresh(
             Refresh {
-                token: victim.refresh_token.clone(),
+                token: Ok(victim.refresh_token.clone()),
             },
             &ctx(),
         )
@@ -328,7 +328,7 @@ async fn reuse_after_grace_revokes_the_family_only() {
         h.service
             .refresh(
                 Refresh {
-                    token: rotated.refresh_token.clone()
+                    token: Ok(rotated.refresh_token.clone())
                 },
                 &ctx()
             )
@@ -343,7 +343,7 @@ async fn reuse_after_grace_revokes_the_family_only() {
         h.service
             .refresh(
                 Refresh {
-                    token: other.refresh_token.clone()
+                    token: Ok(other.refresh_token.clone())
                 },
                 &ctx()
             )
@@ -365,7 +365,7 @@ async fn idle_and_absolute_expiry_end_a_session() {
         h.service
             .refresh(
                 Refresh {
-                    token: pair.refresh_token.clone()
+                    token: Ok(pair.refresh_token.clone())
                 },
                 &ctx()
             )
@@ -391,7 +391,7 @@ async fn idle_and_absolute_expiry_end_a_session() {
             .service
             .refresh(
                 Refresh {
-                    token: pair.refresh_token.clone(),
+                    token: Ok(pair.refresh_token.clone()),
                 },
                 &ctx(),
             )
@@ -416,9 +416,20 @@ async fn idle_and_absolute_expiry_end_a_session() {
 async fn malformed_and_unknown_refresh_tokens_are_invalid_grants() {
     let h = harness();
     for token in ["", "short", &"x".repeat(44), &"!".repeat(43)] {
-        assert!(RefreshToken::parse(token).is_err(), "{token:?} parsed");
+        assert!(matches!(
+            h.service
+                .refresh(
+                    Refresh {
+                        token: RefreshToken::parse(token)
+                    },
+                    &ctx()
+                )
+                .await,
+            Err(RefreshError::InvalidGrant)
+        ));
     }
-    let unknown = RefreshToken::parse(&"x".repeat(43)).unwrap();
+    let unknown = RefreshToken::parse(&"x".repeat(43));
+    assert!(unknown.is_ok());
     assert!(matches!(
         h.service.refresh(Refresh { token: unknown }, &ctx()).await,
         Err(RefreshError::InvalidGrant)
@@ -460,7 +471,7 @@ async fn logout_scopes_revoke_the_right_sessions() {
         h.service
             .refresh(
                 Refresh {
-                    token: c.refresh_token.clone()
+                    token: Ok(c.refresh_token.clone())
                 },
                 &ctx()
             )
@@ -513,7 +524,7 @@ async fn state_changes_carry_their_events() {
         .service
         .refresh(
             Refresh {
-                token: pair.refresh_token.clone(),
+                token: Ok(pair.refresh_token.clone()),
             },
             &ctx(),
         )
@@ -770,7 +781,7 @@ async fn events_page_newest_first_for_the_caller_only() {
             .service
             .refresh(
                 Refresh {
-                    token: pair.refresh_token.clone(),
+                    token: Ok(pair.refresh_token.clone()),
                 },
                 &ctx(),
             )

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use poem::http::{HeaderValue, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response};
-use portcullis_domain::audit::RequestContext;
-use portcullis_domain::session::ClientInfo;
+use portcullis_domain::context::ClientInfo;
+use portcullis_domain::context::RequestContext;
 use uuid::Uuid;
 
 use crate::http::client_ip::ClientIpPolicy;

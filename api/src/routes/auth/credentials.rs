@@ -4,8 +4,8 @@
 use poem::http::StatusCode;
 use poem_openapi::Object;
 use poem_openapi::types::Password as PasswordField;
+use portcullis_domain::email::Email;
 use portcullis_domain::password::Password;
-use portcullis_domain::user::Email;
 
 use crate::problem::ApiError;
 

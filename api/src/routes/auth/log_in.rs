@@ -6,8 +6,8 @@ use opentelemetry::KeyValue;
 use poem::http::StatusCode;
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
-use portcullis_domain::audit::RequestContext;
-use portcullis_domain::auth::LogInError;
+use portcullis_domain::auth::{LogIn, LogInError};
+use portcullis_domain::context::RequestContext;
 
 use crate::problem::{ApiError, problem_responses};
 use crate::routes::auth::credentials::Credentials;
@@ -55,7 +55,7 @@ pub async fn log_in(
 ) -> Result<LogInResponse, LogInErrors> {
     let (email, password) = body.try_into_domain()?;
     let started = Instant::now();
-    let result = state.auth.log_in(email, password, ctx).await;
+    let result = state.auth.log_in(LogIn { email, password }, ctx).await;
     let outcome = result
         .as_ref()
         .map_or_else(LogInError::outcome, |_| "success");
@@ -72,7 +72,7 @@ pub async fn log_in(
 
 #[cfg(test)]
 mod tests {
-    use portcullis_domain::auth::Failure;
+    use portcullis_domain::error::Failure;
 
     use super::*;
     use crate::problem::testing::{Answer, answer};

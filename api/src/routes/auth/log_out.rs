@@ -3,8 +3,10 @@
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object};
-use portcullis_domain::audit::RequestContext;
-use portcullis_domain::auth::{AuthService, Failure, LogoutScope, Principal};
+use portcullis_domain::auth::{AuthService, LogoutScope};
+use portcullis_domain::context::Principal;
+use portcullis_domain::context::RequestContext;
+use portcullis_domain::error::Failure;
 use uuid::Uuid;
 
 use crate::problem::problem_responses;

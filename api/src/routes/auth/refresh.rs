@@ -7,9 +7,9 @@ use opentelemetry::KeyValue;
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::audit::RequestContext;
-use portcullis_domain::auth::RefreshError;
-use portcullis_domain::session::{MalformedRefreshToken, RefreshToken};
+use portcullis_domain::auth::{Refresh, RefreshError};
+use portcullis_domain::context::RequestContext;
+use portcullis_domain::session::RefreshToken;
 
 use crate::problem::{ApiError, problem_responses};
 use crate::routes::common::{NO_STORE, TokenPairBody, failure, rate_limited};
@@ -31,13 +31,14 @@ impl RefreshRequest {
         }
     }
 
-    /// The presented token as a domain value.
-    ///
-    /// # Errors
-    /// `MalformedRefreshToken` when it cannot be one of ours (wrong length or
-    /// alphabet); the answer is still the domain's `InvalidGrant`.
-    pub fn try_into_domain(&self) -> Result<RefreshToken, MalformedRefreshToken> {
-        RefreshToken::parse(&self.refresh_token)
+    /// The presented token, parsed at the edge. A string that cannot be one
+    /// of ours (wrong length or alphabet) is carried as malformed: the domain
+    /// still counts it against the client's refresh budget (429 once spent)
+    /// before it answers `InvalidGrant`.
+    pub fn try_into_domain(&self) -> Refresh {
+        Refresh {
+            token: RefreshToken::parse(&self.refresh_token),
+        }
     }
 }
 
@@ -87,13 +88,7 @@ pub async fn refresh(
     body: RefreshRequest,
 ) -> Result<RefreshResponse, RefreshErrors> {
     let started = Instant::now();
-    let result = match body.try_into_domain() {
-        Ok(token) => state.auth.refresh(token.expose(), ctx).await,
-        // Still the domain's to answer: a malformed token counts against the
-        // client's refresh budget like any other (429 once it is spent)
-        // before it is refused as `InvalidGrant`.
-        Err(MalformedRefreshToken) => state.auth.refresh(&body.refresh_token, ctx).await,
-    };
+    let result = state.auth.refresh(body.try_into_domain(), ctx).await;
     let outcome = result
         .as_ref()
         .map_or_else(RefreshError::outcome, |_| "success");
@@ -110,9 +105,10 @@ pub async fn refresh(
 
 #[cfg(test)]
 mod tests {
-    use portcullis_domain::auth::Failure;
-    use portcullis_domain::session::SessionId;
-    use portcullis_domain::user::UserId;
+    use portcullis_domain::error::Failure;
+    use portcullis_domain::ids::SessionId;
+    use portcullis_domain::ids::UserId;
+    use portcullis_domain::session::MalformedRefreshToken;
 
     use super::*;
     use crate::problem::testing::{Answer, answer};
@@ -167,10 +163,10 @@ mod tests {
         let presented = |token: &str| RefreshRequest {
             refresh_token: token.to_owned(),
         };
-        assert!(presented(&"A".repeat(43)).try_into_domain().is_ok());
+        assert!(presented(&"A".repeat(43)).try_into_domain().token.is_ok());
         for malformed in ["", "short", &"!".repeat(43), &"x".repeat(4096)] {
             assert_eq!(
-                presented(malformed).try_into_domain().unwrap_err(),
+                presented(malformed).try_into_domain().token.unwrap_err(),
                 MalformedRefreshToken
             );
         }

@@ -3,8 +3,8 @@
 use poem::http::StatusCode;
 use poem_openapi::ApiResponse;
 use poem_openapi::payload::Json;
-use portcullis_domain::audit::RequestContext;
-use portcullis_domain::auth::{AuthService, SignUpError};
+use portcullis_domain::auth::{AuthService, SignUp, SignUpError};
+use portcullis_domain::context::RequestContext;
 
 use crate::problem::{ApiError, problem_responses};
 use crate::routes::auth::credentials::Credentials;
@@ -55,7 +55,7 @@ pub async fn sign_up(
     body: Credentials,
 ) -> Result<SignUpResponse, SignUpErrors> {
     let (email, password) = body.try_into_domain()?;
-    let pair = auth.sign_up(email, password, ctx).await?;
+    let pair = auth.sign_up(SignUp { email, password }, ctx).await?;
     Ok(SignUpResponse::Created(
         Json(TokenPairBody::from(&pair)),
         NO_STORE.to_owned(),
@@ -64,7 +64,7 @@ pub async fn sign_up(
 
 #[cfg(test)]
 mod tests {
-    use portcullis_domain::auth::Failure;
+    use portcullis_domain::error::Failure;
     use portcullis_domain::password::PasswordRejection;
 
     use super::*;

@@ -3,7 +3,7 @@
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::auth::Principal;
+use portcullis_domain::context::Principal;
 use uuid::Uuid;
 
 use crate::problem::problem_responses;

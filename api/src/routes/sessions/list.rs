@@ -2,8 +2,11 @@
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::auth::{AuthService, Failure, Principal};
-use portcullis_domain::session::{Session, SessionId};
+use portcullis_domain::context::Principal;
+use portcullis_domain::error::Failure;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::session::Session;
+use portcullis_domain::session::SessionService;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -96,8 +99,11 @@ impl From<Failure> for ListErrors {
 }
 
 /// The caller's active sessions; `current` marks the caller's own.
-pub async fn list(auth: &AuthService, caller: &Principal) -> Result<ListResponse, ListErrors> {
-    let sessions = auth.sessions(caller).await?;
+pub async fn list(
+    sessions: &SessionService,
+    caller: &Principal,
+) -> Result<ListResponse, ListErrors> {
+    let sessions = sessions.list(caller).await?;
     Ok(ListResponse::Ok(Json(SessionList {
         items: sessions
             .iter()

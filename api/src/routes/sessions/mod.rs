@@ -34,7 +34,7 @@ impl SessionsApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
     ) -> Result<ListResponse, ListErrors> {
-        list::list(&state.auth, &auth.0).await
+        list::list(&state.sessions, &auth.0).await
     }
 
     /// Revoke one of my sessions
@@ -50,6 +50,6 @@ impl SessionsApi {
         /// The session id.
         id: Path<Uuid>,
     ) -> Result<RevokeResponse, RevokeErrors> {
-        revoke::revoke(&state.auth, &request_context(req), &auth.0, id.0).await
+        revoke::revoke(&state.sessions, &request_context(req), &auth.0, id.0).await
     }
 }

@@ -2,9 +2,11 @@
 
 use poem::http::StatusCode;
 use poem_openapi::ApiResponse;
-use portcullis_domain::audit::RequestContext;
-use portcullis_domain::auth::{AuthService, Principal, RevokeSessionError};
-use portcullis_domain::session::SessionId;
+use portcullis_domain::context::Principal;
+use portcullis_domain::context::RequestContext;
+use portcullis_domain::ids::SessionId;
+use portcullis_domain::session::RevokeSessionError;
+use portcullis_domain::session::SessionService;
 use uuid::Uuid;
 
 use crate::problem::{ApiError, problem_responses};
@@ -39,19 +41,20 @@ impl From<RevokeSessionError> for RevokeErrors {
 
 /// Revokes the caller's session `id`; another user's answers 404.
 pub async fn revoke(
-    auth: &AuthService,
+    sessions: &SessionService,
     ctx: &RequestContext,
     caller: &Principal,
     id: Uuid,
 ) -> Result<RevokeResponse, RevokeErrors> {
-    auth.revoke_session(caller, SessionId::from_uuid(id), ctx)
+    sessions
+        .revoke(caller, SessionId::from_uuid(id), ctx)
         .await?;
     Ok(RevokeResponse::NoContent)
 }
 
 #[cfg(test)]
 mod tests {
-    use portcullis_domain::auth::Failure;
+    use portcullis_domain::error::Failure;
 
     use super::*;
     use crate::problem::testing::{Answer, answer};

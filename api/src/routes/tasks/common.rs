@@ -112,7 +112,7 @@ impl From<TaskInputError> for WriteErrors {
 
 #[cfg(test)]
 mod tests {
-    use portcullis_domain::auth::Failure;
+    use portcullis_domain::error::Failure;
 
     use super::*;
     use crate::problem::testing::{Answer, answer};

@@ -2,7 +2,7 @@
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::auth::Principal;
+use portcullis_domain::context::Principal;
 use portcullis_domain::task::{TaskDescription, TaskInputError, TaskService, TaskTitle};
 
 use crate::routes::tasks::common::{TaskBody, WriteErrors};

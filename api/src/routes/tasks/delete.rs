@@ -1,8 +1,9 @@
 //! `DELETE /api/v1/tasks/{id}`: delete one of the caller's tasks.
 
 use poem_openapi::ApiResponse;
-use portcullis_domain::auth::Principal;
-use portcullis_domain::task::{TaskId, TaskService};
+use portcullis_domain::context::Principal;
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::task::TaskService;
 use uuid::Uuid;
 
 use crate::routes::tasks::common::ReadErrors;

@@ -2,8 +2,9 @@
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::auth::Principal;
-use portcullis_domain::task::{TaskId, TaskService};
+use portcullis_domain::context::Principal;
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::task::TaskService;
 use uuid::Uuid;
 
 use crate::routes::tasks::common::{ReadErrors, TaskBody};

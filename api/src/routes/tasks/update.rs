@@ -4,10 +4,9 @@
 use poem_openapi::payload::Json;
 use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::auth::Principal;
-use portcullis_domain::task::{
-    TaskDescription, TaskId, TaskInputError, TaskPatch, TaskService, TaskTitle,
-};
+use portcullis_domain::context::Principal;
+use portcullis_domain::ids::TaskId;
+use portcullis_domain::task::{TaskDescription, TaskInputError, TaskPatch, TaskService, TaskTitle};
 use uuid::Uuid;
 
 use crate::routes::tasks::common::{TaskBody, WriteErrors};
