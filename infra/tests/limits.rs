@@ -459,7 +459,7 @@ async fn memory_reservations_in_parallel_get_no_more_than_the_budget() {
     let counter: Arc<dyn FailureCounter> = Arc::new(InMemoryFailureCounter::default());
     let policy = locks_after(10);
 
-    let reserved = concurrent_reservations(&[counter.clone()], "ada", policy, 60).await;
+    let reserved = concurrent_reservations(std::slice::from_ref(&counter), "ada", policy, 60).await;
 
     assert_eq!(reserved, 10);
     assert_locked(counter.state("ada").await.unwrap(), 10, 900);
