@@ -29,7 +29,6 @@ use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed};
 use secrecy::ExposeSecret;
 
 use crate::jobs::JobPorts;
-use crate::jobs::limit_pruner::LocalLimits;
 use crate::metrics::{MeteredAudit, Metrics};
 use crate::settings::Settings;
 use crate::state::AppState;
@@ -136,11 +135,7 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
         Arc::new(move || hash_depth.queue_depth() as u64),
         Arc::new(move || dropped.dropped()),
     ));
-    let LimitStores {
-        limiter,
-        failures,
-        local,
-    } = limit_stores(settings)?;
+    let LimitStores { limiter, failures } = limit_stores(settings)?;
     if !settings.rate_limit {
         tracing::warn!(
             "PORTCULLIS_RATE_LIMIT=off: EVERY RATE LIMIT AND LOGIN LOCKOUT IS DISABLED. Use this for benchmarks only, never in production."
@@ -198,16 +193,15 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             metrics,
             session_retention: to_time(settings.session_retention),
             revocation_feed: feed,
-            local_limits: local,
         },
     })
 }
 
-/// The limit stores in force, and the in-process ones to keep bounded.
+/// The limit stores in force. The in-process ones bound their own memory
+/// (a hard cap with O(1) eviction): nothing needs pruning.
 struct LimitStores {
     limiter: Arc<dyn RateLimiter>,
     failures: Arc<dyn FailureCounter>,
-    local: Option<LocalLimits>,
 }
 
 /// The limiter and failure counter the settings ask for: shared in Redis
@@ -227,18 +221,12 @@ fn limit_stores(settings: &Settings) -> anyhow::Result<LimitStores> {
                     RedisFailureCounter::new(redis),
                     local_failures,
                 )),
-                local: None,
             })
         }
-        None => {
-            let limiter = Arc::new(local_limiter);
-            let failures = Arc::new(local_failures);
-            Ok(LimitStores {
-                limiter: limiter.clone(),
-                failures: failures.clone(),
-                local: Some(LocalLimits { limiter, failures }),
-            })
-        }
+        None => Ok(LimitStores {
+            limiter: Arc::new(local_limiter),
+            failures: Arc::new(local_failures),
+        }),
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod hash;
 mod http;
+mod limiter;
 mod load;
 mod report;
 mod server;
@@ -32,6 +33,7 @@ use clap::Parser;
 use hyper::StatusCode;
 
 use crate::http::Call;
+use crate::limiter::LimiterFigures;
 use crate::load::{Fixed, Group, LogIns, Refreshes, Script, SignUps, User};
 use crate::report::{Baselines, Machine, Report, Row, Settings, Startup, Target};
 use crate::server::Server;
@@ -42,12 +44,15 @@ const PASSWORD: &str = "quiet meadow lantern 8472 river";
 const RESTARTS: usize = 3;
 /// How long the hash rate is measured again before each hashing workload.
 const NEIGHBOUR_BASELINE: Duration = Duration::from_secs(5);
+/// Distinct clients of the in-process limiter measurement.
+const LIMITER_CLIENTS: u64 = 1_000_000;
 /// Let the server settle before idle memory is read.
 const SETTLE: Duration = Duration::from_secs(1);
 
 /// Every workload, in the order `--all` runs them.
-const WORKLOADS: [&str; 12] = [
+const WORKLOADS: [&str; 13] = [
     "hash",
+    "limiter",
     "health",
     "signup",
     "login",
@@ -77,9 +82,9 @@ struct Args {
     /// Seconds between two soak samples.
     #[arg(long, default_value_t = 10)]
     sample_every: u64,
-    /// Run only these workloads (comma-separated): hash, health, signup,
-    /// login, refresh, verify, me, task-create, task-list, probe-idle, flood,
-    /// restart. Accounts they need are created first.
+    /// Run only these workloads (comma-separated): hash, limiter, health,
+    /// signup, login, refresh, verify, me, task-create, task-list,
+    /// probe-idle, flood, restart. Accounts they need are created first.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measured seconds per workload.
@@ -226,6 +231,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         argon2_before: Vec::new(),
     };
     let mut startup = Startup::default();
+    let mut limiter_figures = None;
 
     println!(
         "portcullis-bench: server {} on SQLite in {}",
@@ -251,6 +257,20 @@ async fn run(args: Args) -> anyhow::Result<()> {
                     .await??;
                 println!("  {rate:.1} hashes/s on {nproc} threads");
                 baselines.argon2_hashes_per_s = Some(rate);
+            } else if workload == "limiter" {
+                let figures = tokio::task::spawn_blocking(|| limiter::measure(LIMITER_CLIENTS))
+                    .await??;
+                println!(
+                    "  {} distinct clients: {:.0} ns per decision ({:.0} ns for the first 100k, {:.0} ns for the last), {} held (cap {}), RSS +{:.1} MiB",
+                    figures.clients,
+                    figures.ns_per_decision,
+                    figures.ns_per_decision_first_100k,
+                    figures.ns_per_decision_last_100k,
+                    figures.held,
+                    figures.cap,
+                    figures.rss_growth_mib
+                );
+                limiter_figures = Some(figures);
             } else {
                 if matches!(workload, "signup" | "login") {
                     let window = bench.window.min(NEIGHBOUR_BASELINE);
@@ -314,9 +334,10 @@ async fn run(args: Args) -> anyhow::Result<()> {
             probe_interval_ms: args.probe_interval_ms,
             server: binary.display().to_string(),
         },
-        targets: targets(&bench.rows, &baselines, &startup),
+        targets: targets(&bench.rows, &baselines, &startup, limiter_figures.as_ref()),
         baselines,
         startup,
+        limiter: limiter_figures,
         rows: bench.rows,
     };
     println!("\n{}", report.text());
@@ -736,7 +757,12 @@ fn rss_mib(server: &Server, key: &str) -> anyhow::Result<f64> {
 }
 
 /// The targets of issue 8, from the rows of this run.
-fn targets(rows: &[Row], baselines: &Baselines, startup: &Startup) -> Vec<Target> {
+fn targets(
+    rows: &[Row],
+    baselines: &Baselines,
+    startup: &Startup,
+    limiter: Option<&LimiterFigures>,
+) -> Vec<Target> {
     let row = |name: &str| rows.iter().find(|row| row.workload == name);
     let cpu = |name: &str| row(name).and_then(|row| row.req_per_server_cpu_s);
     let mut targets = Vec::new();
@@ -873,6 +899,23 @@ fn targets(rows: &[Row], baselines: &Baselines, startup: &Startup) -> Vec<Target
                     max < 1000.0,
                 )
             }),
+    );
+    push(
+        "in-process limiter, 1M distinct clients: at most its cap held, and the last 100k decisions cost at most 2x the first 100k (O(1) eviction)",
+        limiter.map(|l| {
+            (
+                format!(
+                    "{} held (cap {}); {:.0} ns vs {:.0} ns per decision; RSS +{:.1} MiB",
+                    l.held,
+                    l.cap,
+                    l.ns_per_decision_last_100k,
+                    l.ns_per_decision_first_100k,
+                    l.rss_growth_mib
+                ),
+                l.held <= l.cap
+                    && l.ns_per_decision_last_100k <= 2.0 * l.ns_per_decision_first_100k,
+            )
+        }),
     );
     targets
 }

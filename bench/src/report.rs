@@ -7,6 +7,7 @@ use std::path::Path;
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 
+use crate::limiter::LimiterFigures;
 use crate::load::{GroupResult, Latency, Usage};
 
 /// Marks the generated block inside the README's "Performance" section.
@@ -116,6 +117,8 @@ pub struct Report {
     pub settings: Settings,
     pub baselines: Baselines,
     pub startup: Startup,
+    /// The in-process limiter under 1M distinct clients (`limiter`).
+    pub limiter: Option<LimiterFigures>,
     pub rows: Vec<Row>,
     pub targets: Vec<Target>,
 }
@@ -266,6 +269,19 @@ impl Report {
             opt(startup.idle_rss_after_load_mib, 1),
             opt(startup.lifetime_peak_rss_mib, 1),
         );
+        if let Some(l) = &self.limiter {
+            let _ = writeln!(
+                out,
+                "in-process limiter (log-in bucket, in the bench process): {} distinct clients, {:.0} ns per decision ({:.0} ns over the first 100k, {:.0} ns over the last 100k), {} clients held (cap {}), RSS +{:.1} MiB",
+                l.clients,
+                l.ns_per_decision,
+                l.ns_per_decision_first_100k,
+                l.ns_per_decision_last_100k,
+                l.held,
+                l.cap,
+                l.rss_growth_mib
+            );
+        }
         out
     }
 

@@ -22,7 +22,11 @@ use crate::error::Failure;
 use crate::ids::TaskId;
 use crate::ids::{SessionId, UserId};
 use crate::limits::LimitPolicy;
-use crate::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
+use crate::limits::lockout::secs_from_ms;
+use crate::limits::{
+    Bucket, Charge, Counter, Decision, FailureCounter, FailureState, RateLimiter, Reservation,
+    reserve,
+};
 use crate::password::PasswordPolicy;
 use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
@@ -391,13 +395,10 @@ impl RateLimiter for CountingLimiter {
     }
 }
 
-type FailureEntry = (u32, OffsetDateTime, Option<OffsetDateTime>);
-
-/// Failure counters on the test clock.
+/// Failure counters on the test clock, with the stores' arithmetic.
 pub struct ClockedFailures {
     clock: Arc<FixedClock>,
-    /// count, expiry of the count, end of the lock
-    entries: Mutex<HashMap<String, FailureEntry>>,
+    entries: Mutex<HashMap<String, Counter>>,
 }
 
 impl ClockedFailures {
@@ -407,43 +408,44 @@ impl ClockedFailures {
             entries: Mutex::new(HashMap::new()),
         }
     }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.now().unix_timestamp_nanos() / 1_000_000).unwrap()
+    }
 }
 
 #[async_trait]
 impl FailureCounter for ClockedFailures {
     async fn state(&self, key: &str) -> Result<FailureState, Failure> {
-        let now = self.clock.now();
         let entries = self.entries.lock().unwrap();
-        Ok(match entries.get(key) {
-            Some((count, expires, lock)) if *expires > now => FailureState {
-                failures: *count,
-                locked_for_secs: lock
-                    .filter(|l| *l > now)
-                    .map(|l| (l - now).whole_seconds().max(1) as u64),
+        let counter = entries.get(key).copied().unwrap_or_default();
+        Ok(counter.state(self.now_ms()))
+    }
+    async fn reserve(&self, charges: &[Charge<'_>]) -> Result<Reservation, Failure> {
+        let now = self.now_ms();
+        let mut entries = self.entries.lock().unwrap();
+        let read: Vec<_> = charges
+            .iter()
+            .map(|c| (c.policy, entries.get(c.key).copied().unwrap_or_default()))
+            .collect();
+        Ok(match reserve(&read, now) {
+            Ok(next) => {
+                for (charge, counter) in charges.iter().zip(&next) {
+                    entries.insert(charge.key.to_owned(), *counter);
+                }
+                Reservation::Reserved(next.iter().map(|c| c.failures).collect())
+            }
+            Err(left_ms) => Reservation::Refused {
+                retry_after_secs: secs_from_ms(left_ms),
             },
-            _ => FailureState::default(),
         })
     }
-    async fn add_failure(
-        &self,
-        key: &str,
-        window: Duration,
-        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Failure> {
-        let now = self.clock.now();
-        let mut entries = self.entries.lock().unwrap();
-        let entry = entries.entry(key.to_owned()).or_insert((0, now, None));
-        if entry.1 <= now {
-            *entry = (0, now, None);
+    async fn release(&self, key: &str) -> Result<(), Failure> {
+        let now = self.now_ms();
+        if let Some(counter) = self.entries.lock().unwrap().get_mut(key) {
+            *counter = counter.refunded(now);
         }
-        entry.0 += 1;
-        entry.1 = now + window;
-        let lock = lock_for(entry.0).map(|d| now + d);
-        entry.2 = lock;
-        Ok(FailureState {
-            failures: entry.0,
-            locked_for_secs: lock.map(|l| (l - now).whole_seconds() as u64),
-        })
+        Ok(())
     }
     async fn clear(&self, key: &str) -> Result<(), Failure> {
         self.entries.lock().unwrap().remove(key);

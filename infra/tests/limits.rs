@@ -21,13 +21,13 @@ use portcullis_domain::audit::{
 use portcullis_domain::context::RequestContext;
 use portcullis_domain::error::Failure;
 use portcullis_domain::limits::{
-    Bucket, Decision, FailureCounter, FailureState, LockoutPolicy, RateLimiter,
+    Bucket, Charge, Decision, FailureCounter, FailureState, LockoutPolicy, RateLimiter, Reservation,
 };
 use portcullis_infra::audit::BackgroundAudit;
 use portcullis_infra::db::{Database, DbOptions};
 use portcullis_infra::limits::{
-    FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter, Quota, Quotas,
-    RedisFailureCounter, RedisRateLimiter, connect_redis,
+    FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter, MAX_KEYS,
+    Quota, Quotas, RedisFailureCounter, RedisRateLimiter, connect_redis,
 };
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{Notify, Semaphore};
@@ -88,15 +88,24 @@ fn assert_retry_after_within_a_minute(decisions: &[Decision]) {
     }
 }
 
-/// Adds one failure under `policy`.
-async fn fail(
+/// A policy without slow-down: `lock_after` attempts, then a 15-minute lock.
+fn locks_after(lock_after: u32) -> LockoutPolicy {
+    LockoutPolicy {
+        slow_after: lock_after,
+        lock_after,
+        lock_duration: Duration::minutes(15),
+        window: Duration::days(1),
+        max_failures: 100,
+    }
+}
+
+/// Reserves one attempt on `key` under `policy`.
+async fn reserve(
     counter: &dyn FailureCounter,
     key: &str,
-    policy: LockoutPolicy,
-) -> Result<FailureState, Failure> {
-    counter
-        .add_failure(key, policy.window, &move |n| policy.lock_for(n))
-        .await
+    policy: &LockoutPolicy,
+) -> Result<Reservation, Failure> {
+    counter.reserve(&[Charge { key, policy }]).await
 }
 
 /// The lock `policy` imposes at the `count`-th failure, in whole seconds.
@@ -106,19 +115,43 @@ fn lock_secs(policy: &LockoutPolicy, count: u32) -> Option<u64> {
         .map(|lock| u64::try_from(lock.whole_seconds()).unwrap())
 }
 
-/// Adds failures one by one up to the policy's long lock, checking after each
-/// that the counter reports the count and the lock the policy asks for.
-async fn fail_until_locked(counter: &dyn FailureCounter, key: &str, policy: LockoutPolicy) {
+/// Reserves attempts one by one up to the policy's long lock, checking
+/// after each the count and the lock the policy asks for; then one more is
+/// refused and counts nothing.
+async fn fail_until_locked(counter: &dyn FailureCounter, key: &str, policy: &LockoutPolicy) {
     for count in 1..=policy.lock_after {
-        let state = fail(counter, key, policy).await.expect("a state");
+        let reserved = reserve(counter, key, policy).await.expect("a reservation");
         assert_eq!(
-            state,
+            reserved,
+            Reservation::Reserved(vec![count]),
+            "attempt {count}"
+        );
+        assert_eq!(
+            counter.state(key).await.unwrap(),
             FailureState {
                 failures: count,
-                locked_for_secs: lock_secs(&policy, count),
+                locked_for_secs: lock_secs(policy, count),
             },
-            "after failure {count}"
+            "after attempt {count}"
         );
+    }
+    assert_refused(reserve(counter, key, policy).await.unwrap(), 900);
+    assert_eq!(
+        counter.state(key).await.unwrap().failures,
+        policy.lock_after
+    );
+}
+
+/// A refusal with a lock of at most `max_secs` left.
+fn assert_refused(reservation: Reservation, max_secs: u64) {
+    match reservation {
+        Reservation::Refused { retry_after_secs } => {
+            assert!(
+                (1..=max_secs).contains(&retry_after_secs),
+                "{reservation:?}"
+            );
+        }
+        Reservation::Reserved(_) => panic!("reserved, expected a refusal"),
     }
 }
 
@@ -127,6 +160,27 @@ fn assert_locked(state: FailureState, failures: u32, max_secs: u64) {
     assert_eq!(state.failures, failures, "{state:?}");
     let left = state.locked_for_secs.expect("locked");
     assert!((1..=max_secs).contains(&left), "{state:?}");
+}
+
+/// Fires `n` reservations of one key at once, alternating between
+/// `counters`; returns how many were reserved.
+async fn concurrent_reservations(
+    counters: &[Arc<dyn FailureCounter>],
+    key: &'static str,
+    policy: LockoutPolicy,
+    n: usize,
+) -> usize {
+    let mut tasks = JoinSet::new();
+    for i in 0..n {
+        let counter = Arc::clone(&counters[i % counters.len()]);
+        tasks.spawn(async move { reserve(counter.as_ref(), key, &policy).await });
+    }
+    tasks
+        .join_all()
+        .await
+        .into_iter()
+        .filter(|r| matches!(r.as_ref().expect("an answer"), Reservation::Reserved(_)))
+        .count()
 }
 
 fn redis_url() -> String {
@@ -314,84 +368,156 @@ async fn governor_keys_and_buckets_are_independent() {
 // ---------------------------------------------------------------------------
 
 #[tokio::test]
-async fn memory_failures_slow_down_then_lock_per_policy() {
+async fn memory_reservations_count_then_lock_and_a_locked_key_counts_nothing() {
     let counter = InMemoryFailureCounter::default();
-    let policy = LockoutPolicy::account_default();
+    let policy = locks_after(3);
 
-    fail_until_locked(&counter, "ada@example.com", policy).await;
+    fail_until_locked(&counter, "ada@example.com", &policy).await;
 
-    let lock = u64::try_from(policy.lock_duration.whole_seconds()).unwrap();
-    assert_locked(
-        counter.state("ada@example.com").await.unwrap(),
-        policy.lock_after,
-        lock,
-    );
     assert_eq!(
         counter.state("bob@example.com").await.unwrap(),
         FailureState::default(),
         "keys are independent"
     );
-    // A later failure never shortens the lock in force.
-    let later = fail(&counter, "ada@example.com", policy).await.unwrap();
-    assert_locked(later, policy.lock_after + 1, lock);
+    // One reservation over a locked and a free key counts neither.
+    let both = [
+        Charge {
+            key: "bob@example.com",
+            policy: &policy,
+        },
+        Charge {
+            key: "ada@example.com",
+            policy: &policy,
+        },
+    ];
+    assert_refused(counter.reserve(&both).await.unwrap(), 900);
+    assert_eq!(counter.state("bob@example.com").await.unwrap().failures, 0);
 }
 
 #[tokio::test]
-async fn memory_clear_forgets_counts_and_locks() {
+async fn memory_release_gives_one_back_and_clear_forgets_counts_and_locks() {
     let counter = InMemoryFailureCounter::default();
-    let policy = LockoutPolicy::account_default();
-    fail_until_locked(&counter, "ada@example.com", policy).await;
-    fail(&counter, "bob@example.com", policy).await.unwrap();
+    let policy = locks_after(3);
+    fail_until_locked(&counter, "ada@example.com", &policy).await;
+    reserve(&counter, "bob@example.com", &policy).await.unwrap();
+    reserve(&counter, "bob@example.com", &policy).await.unwrap();
 
+    counter.release("bob@example.com").await.unwrap();
+    counter.release("ada@example.com").await.unwrap();
     counter.clear("ada@example.com").await.unwrap();
 
+    assert_eq!(
+        counter.state("bob@example.com").await.unwrap().failures,
+        1,
+        "one given back"
+    );
     assert_eq!(
         counter.state("ada@example.com").await.unwrap(),
         FailureState::default()
     );
-    let again = fail(&counter, "ada@example.com", policy).await.unwrap();
     assert_eq!(
-        again,
-        FailureState {
-            failures: 1,
-            locked_for_secs: None
-        },
+        reserve(&counter, "ada@example.com", &policy).await.unwrap(),
+        Reservation::Reserved(vec![1]),
         "counting starts over"
     );
-    assert_eq!(
-        counter.state("bob@example.com").await.unwrap().failures,
-        1,
-        "other keys are kept"
-    );
     counter.clear("never-seen").await.unwrap();
+    counter.release("never-seen").await.unwrap();
 }
 
 #[tokio::test]
-async fn memory_counts_expire_with_their_window_but_locks_do_not() {
+async fn memory_counts_outlive_their_lock_so_the_next_lock_is_longer() {
     let counter = InMemoryFailureCounter::default();
     let policy = LockoutPolicy {
         slow_after: 2,
-        lock_after: 3,
-        lock_duration: Duration::minutes(15),
-        window: Duration::milliseconds(1),
+        lock_after: 2,
+        lock_duration: Duration::milliseconds(20),
+        window: Duration::days(1),
+        max_failures: 100,
     };
-    fail(&counter, "short", policy).await.unwrap();
-    fail(&counter, "locked", policy).await.unwrap();
-    fail(&counter, "locked", policy).await.unwrap();
-    fail(&counter, "locked", policy).await.unwrap();
+    reserve(&counter, "ada", &policy).await.unwrap();
+    reserve(&counter, "ada", &policy).await.unwrap();
 
-    // Longer than the window: the counts are gone, the lock is not.
-    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    // Longer than the lock: the lock is gone, the count is not.
+    tokio::time::sleep(StdDuration::from_millis(60)).await;
 
     assert_eq!(
-        counter.state("short").await.unwrap(),
-        FailureState::default()
+        counter.state("ada").await.unwrap(),
+        FailureState {
+            failures: 2,
+            locked_for_secs: None
+        }
     );
-    assert_locked(counter.state("locked").await.unwrap(), 0, 900);
     assert_eq!(
-        fail(&counter, "short", policy).await.unwrap().failures,
-        1,
-        "an expired count starts over"
+        reserve(&counter, "ada", &policy).await.unwrap(),
+        Reservation::Reserved(vec![3])
+    );
+    assert_eq!(policy.lock_for(3), Some(Duration::milliseconds(40)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_reservations_in_parallel_get_no_more_than_the_budget() {
+    let counter: Arc<dyn FailureCounter> = Arc::new(InMemoryFailureCounter::default());
+    let policy = locks_after(10);
+
+    let reserved = concurrent_reservations(std::slice::from_ref(&counter), "ada", policy, 60).await;
+
+    assert_eq!(reserved, 10);
+    assert_locked(counter.state("ada").await.unwrap(), 10, 900);
+}
+
+#[test]
+fn memory_stores_stay_at_their_cap_under_200k_distinct_keys() {
+    let limiter = GovernorRateLimiter::new(Quotas::default());
+    let counter = InMemoryFailureCounter::with_capacity(1024 * 1024);
+    let policy = locks_after(3);
+    // A key an attacker keeps guessing at, locked before the flood.
+    for _ in 0..3 {
+        counter
+            .reserve_now(&[Charge {
+                key: "account:victim@example.com",
+                policy: &policy,
+            }])
+            .unwrap();
+    }
+
+    for i in 0..200_000u32 {
+        let client = format!("2001:db8:{:x}:{:x}::", i >> 16, i & 0xffff);
+        assert_eq!(limiter.decide(Bucket::LogIn, &client), Decision::Allowed);
+        counter
+            .reserve_now(&[Charge {
+                key: &format!("account:flood-{i}@example.com"),
+                policy: &policy,
+            }])
+            .unwrap();
+        if i % 1_000 == 0 {
+            assert_refused(
+                counter
+                    .reserve_now(&[Charge {
+                        key: "account:victim@example.com",
+                        policy: &policy,
+                    }])
+                    .unwrap(),
+                900,
+            );
+        }
+    }
+
+    assert!(
+        limiter.len_of(Bucket::LogIn) <= MAX_KEYS,
+        "{} clients held",
+        limiter.len_of(Bucket::LogIn)
+    );
+    assert!(limiter.len_of(Bucket::LogIn) > MAX_KEYS / 2);
+    assert!(
+        counter.weight() <= 1024 * 1024,
+        "{} bytes",
+        counter.weight()
+    );
+    assert!(counter.len() < 10_000, "{} keys", counter.len());
+    assert_locked(
+        counter.state_now("account:victim@example.com").unwrap(),
+        3,
+        900,
     );
 }
 
@@ -458,26 +584,25 @@ async fn redis_failure_counters_share_counts_and_locks() {
     let prefix = unique_prefix();
     let first = RedisFailureCounter::new(connect_redis(&url, &prefix).unwrap());
     let second = RedisFailureCounter::new(connect_redis(&url, &prefix).unwrap());
-    let policy = LockoutPolicy::account_default();
-    let lock = u64::try_from(policy.lock_duration.whole_seconds()).unwrap();
+    let policy = locks_after(4);
 
-    // Failures land on either instance; both count the same sequence.
+    // Attempts land on either instance; both count the same sequence.
     for count in 1..=policy.lock_after {
         let counter = if count % 2 == 0 { &first } else { &second };
-        let state = fail(counter, "ada@example.com", policy).await.unwrap();
-        assert_eq!(state.failures, count);
         assert_eq!(
-            state.locked_for_secs.is_some(),
-            policy.lock_for(count).is_some(),
-            "after failure {count}: {state:?}"
+            reserve(counter, "ada@example.com", &policy).await.unwrap(),
+            Reservation::Reserved(vec![count])
         );
     }
-
     for counter in [&first, &second] {
+        assert_refused(
+            reserve(counter, "ada@example.com", &policy).await.unwrap(),
+            900,
+        );
         assert_locked(
             counter.state("ada@example.com").await.unwrap(),
             policy.lock_after,
-            lock,
+            900,
         );
         assert_eq!(
             counter.state("bob@example.com").await.unwrap(),
@@ -496,19 +621,77 @@ async fn redis_failure_counters_share_counts_and_locks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs Redis: run with --include-ignored (CI does)"]
-async fn redis_failures_slow_down_then_lock_per_policy() {
+async fn redis_reservations_slow_down_then_lock_per_policy() {
     let counter = RedisFailureCounter::new(connect_redis(&redis_url(), &unique_prefix()).unwrap());
-    let policy = LockoutPolicy::account_default();
-    for count in 1..=policy.lock_after {
-        let state = fail(&counter, "ada@example.com", policy).await.unwrap();
-        assert_eq!(state.failures, count);
-        // Rounded up to whole seconds by the store: equal to the policy's.
+    let policy = locks_after(3);
+    fail_until_locked(&counter, "ada@example.com", &policy).await;
+    // The slow-down: the attempt that reaches it is let through, the next
+    // is refused while it lasts.
+    let slow = LockoutPolicy::account_default();
+    for count in 1..=slow.slow_after {
         assert_eq!(
-            state.locked_for_secs,
-            lock_secs(&policy, count),
-            "after failure {count}"
+            reserve(&counter, "bob@example.com", &slow).await.unwrap(),
+            Reservation::Reserved(vec![count])
         );
     }
+    assert_refused(
+        reserve(&counter, "bob@example.com", &slow).await.unwrap(),
+        1,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn redis_reservations_in_parallel_across_instances_get_no_more_than_the_budget() {
+    let url = redis_url();
+    let prefix = unique_prefix();
+    let counters: Vec<Arc<dyn FailureCounter>> = (0..2)
+        .map(|_| {
+            Arc::new(RedisFailureCounter::new(
+                connect_redis(&url, &prefix).unwrap(),
+            )) as Arc<dyn FailureCounter>
+        })
+        .collect();
+    let policy = locks_after(10);
+
+    let reserved = concurrent_reservations(&counters, "ada", policy, 60).await;
+
+    assert_eq!(reserved, 10, "the tenth reservation locks the rest out");
+    assert_locked(counters[1].state("ada").await.unwrap(), 10, 900);
+    forget(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs Redis: run with --include-ignored (CI does)"]
+async fn redis_a_shorter_lock_never_overwrites_a_longer_one() {
+    let counter = RedisFailureCounter::new(connect_redis(&redis_url(), &unique_prefix()).unwrap());
+    let long = locks_after(1);
+    let short = LockoutPolicy {
+        slow_after: 1,
+        ..locks_after(50)
+    };
+    reserve(&counter, "ada", &long).await.unwrap();
+
+    // A policy whose next lock is one second, a release, and a reservation
+    // over a free and the locked key: the 15-minute lock stands.
+    assert_refused(reserve(&counter, "ada", &short).await.unwrap(), 900);
+    counter.release("ada").await.unwrap();
+    let both = [
+        Charge {
+            key: "bob",
+            policy: &short,
+        },
+        Charge {
+            key: "ada",
+            policy: &short,
+        },
+    ];
+    assert_refused(counter.reserve(&both).await.unwrap(), 900);
+
+    let state = counter.state("ada").await.unwrap();
+    assert_eq!(state.failures, 0, "released");
+    assert!(state.locked_for_secs.unwrap() > 850, "{state:?}");
+    assert_eq!(counter.state("bob").await.unwrap(), FailureState::default());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -523,17 +706,17 @@ async fn redis_keys_carry_ttls() {
         lock_after: 2,
         lock_duration: Duration::minutes(5),
         window: Duration::minutes(10),
+        max_failures: 100,
     };
     let mut conn = raw_redis().await;
 
     limiter.check(Bucket::SignUp, "198.51.100.1").await.unwrap();
-    fail(&counter, "ada@example.com", policy).await.unwrap();
-    fail(&counter, "ada@example.com", policy).await.unwrap();
+    reserve(&counter, "ada@example.com", &policy).await.unwrap();
 
     let keys = keys_under(&mut conn, &prefix).await;
-    assert_eq!(keys.len(), 3, "a budget, a counter and a lock: {keys:?}");
-    // The longest anything may live: the failure window.
-    let longest_ms = policy.window.whole_milliseconds();
+    assert_eq!(keys.len(), 2, "a budget and a counter: {keys:?}");
+    // The longest anything may live: a lock (1 s here) and then the window.
+    let longest_ms = (policy.window + Duration::seconds(1)).whole_milliseconds();
     for key in &keys {
         let ttl_ms: i64 = redis::cmd("PTTL")
             .arg(key)
@@ -546,7 +729,7 @@ async fn redis_keys_carry_ttls() {
         );
     }
 
-    // Clearing an account drops its keys; the budget keeps its TTL.
+    // Clearing an account drops its key; the budget keeps its TTL.
     counter.clear("ada@example.com").await.unwrap();
     let left = keys_under(&mut conn, &prefix).await;
     assert_eq!(left.len(), 1, "{left:?}");
@@ -585,15 +768,16 @@ async fn fallbacks_over_a_reachable_redis_share_its_counts() {
     decisions.extend(spend(&second_limiter, "198.51.100.1", 2).await);
     assert_eq!(allowed(&decisions), 3, "one budget, not one per instance");
 
-    let policy = LockoutPolicy::account_default();
+    let policy = locks_after(3);
     for _ in 0..policy.lock_after {
-        fail(&first_failures, "ada@example.com", policy)
+        reserve(&first_failures, "ada@example.com", &policy)
             .await
             .unwrap();
     }
-    assert_locked(
-        second_failures.state("ada@example.com").await.unwrap(),
-        policy.lock_after,
+    assert_refused(
+        reserve(&second_failures, "ada@example.com", &policy)
+            .await
+            .unwrap(),
         900,
     );
     second_failures.clear("ada@example.com").await.unwrap();
@@ -645,17 +829,18 @@ async fn fallback_failures_lock_locally_when_redis_is_unreachable() {
         RedisFailureCounter::new(redis),
         InMemoryFailureCounter::default(),
     );
-    let policy = LockoutPolicy::account_default();
+    let policy = locks_after(3);
 
     assert_eq!(
         failures.state("ada@example.com").await.unwrap(),
         FailureState::default()
     );
-    fail_until_locked(&failures, "ada@example.com", policy).await;
+    fail_until_locked(&failures, "ada@example.com", &policy).await;
 
+    failures.release("ada@example.com").await.unwrap();
     assert_locked(
         failures.state("ada@example.com").await.unwrap(),
-        policy.lock_after,
+        policy.lock_after - 1,
         900,
     );
     failures.clear("ada@example.com").await.unwrap();
@@ -732,15 +917,17 @@ async fn fallbacks_ride_out_a_hanging_redis_and_use_it_again_when_it_returns() {
         RedisFailureCounter::new(direct),
         InMemoryFailureCounter::default(),
     );
-    let policy = LockoutPolicy::account_default();
+    let policy = locks_after(3);
 
     // Up: one count, seen by both.
-    fail(&instance, "ada@example.com", policy).await.unwrap();
+    reserve(&instance, "ada@example.com", &policy)
+        .await
+        .unwrap();
     assert_eq!(other.state("ada@example.com").await.unwrap().failures, 1);
 
     // Hanging: the instance still answers (never an error), from memory.
     proxy.set_up(false);
-    fail_until_locked(&instance, "bob@example.com", policy).await;
+    fail_until_locked(&instance, "bob@example.com", &policy).await;
     assert_locked(
         instance.state("bob@example.com").await.unwrap(),
         policy.lock_after,
@@ -755,7 +942,7 @@ async fn fallbacks_ride_out_a_hanging_redis_and_use_it_again_when_it_returns() {
     // Back: the instance returns to Redis by itself (after its back-off)
     // and sees what another instance stored there.
     proxy.set_up(true);
-    fail_until_locked(&other, "carol@example.com", policy).await;
+    fail_until_locked(&other, "carol@example.com", &policy).await;
     let give_up = std::time::Instant::now() + StdDuration::from_secs(60);
     loop {
         let state = instance.state("carol@example.com").await.unwrap();

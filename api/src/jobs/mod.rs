@@ -1,16 +1,15 @@
 //! The background jobs: each is its own small task that calls a port on a
-//! timer (the limit pruner: the in-process adapters) and stops when shutdown
-//! is requested. `start` spawns them all; `shutdown::Jobs::stop` requests
-//! shutdown and waits for every job to end.
+//! timer and stops when shutdown is requested. `start` spawns them all;
+//! `shutdown::Jobs::stop` requests shutdown and waits for every job to end.
+//! (The in-process limit stores need no pruning job: their memory has a hard
+//! cap with O(1) eviction.)
 //!
 //! | job | every | what |
 //! | --- | --- | --- |
 //! | revocation feed (in `portcullis-infra`) | `PORTCULLIS_REVOCATION_POLL_MS` | reads other instances' revocations into the cache |
 //! | `session_gauge` | 30 s | samples the active-session gauge |
 //! | `session_purger` | 1 h | deletes sessions ended before the retention period |
-//! | `limit_pruner` | 30 s | bounds the in-process rate limiter and failure counter (without Redis only) |
 
-pub mod limit_pruner;
 pub mod session_gauge;
 pub mod session_purger;
 pub mod shutdown;
@@ -21,7 +20,6 @@ use portcullis_domain::clock::Clock;
 use portcullis_domain::session::SessionRepository;
 use portcullis_infra::revocation::RevocationFeed;
 
-use crate::jobs::limit_pruner::LocalLimits;
 use crate::jobs::shutdown::Jobs;
 use crate::metrics::Metrics;
 
@@ -33,8 +31,6 @@ pub struct JobPorts {
     /// Ended sessions are deleted this long after they end.
     pub session_retention: time::Duration,
     pub revocation_feed: RevocationFeed,
-    /// The in-process limit stores, when they are the ones in force.
-    pub local_limits: Option<LocalLimits>,
 }
 
 /// Spawns every job.
@@ -42,9 +38,6 @@ pub fn start(ports: JobPorts) -> Jobs {
     let mut jobs = Jobs::new();
     let feed = ports.revocation_feed.spawn(jobs.shutdown().requested());
     jobs.adopt("revocation feed", feed);
-    if let Some(local) = ports.local_limits {
-        jobs.spawn("limit pruner", limit_pruner::run(local, jobs.shutdown()));
-    }
     jobs.spawn(
         "session gauge",
         session_gauge::run(

@@ -94,9 +94,11 @@ pub struct Settings {
     /// `PORTCULLIS_RATE_LIMIT_{SIGNUP,LOGIN,REFRESH}_PER_MIN` and `_BURST`.
     pub quotas: portcullis_infra::limits::Quotas,
     /// `PORTCULLIS_LOCKOUT_SLOW_AFTER` (5), `PORTCULLIS_LOCKOUT_LOCK_AFTER` (10),
-    /// `PORTCULLIS_LOCKOUT_DURATION_SECS` (900), `PORTCULLIS_LOCKOUT_WINDOW_SECS` (900).
+    /// `PORTCULLIS_LOCKOUT_DURATION_SECS` (900), `PORTCULLIS_LOCKOUT_WINDOW_SECS`
+    /// (86400), `PORTCULLIS_LOCKOUT_MAX_FAILURES` (100).
     pub account_lockout: portcullis_domain::limits::LockoutPolicy,
-    /// `PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER` (20), `PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER` (50).
+    /// `PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER` (20), `_LOCK_AFTER` (50),
+    /// `_DURATION_SECS` (900), `_WINDOW_SECS` (3600), `_MAX_FAILURES` (100).
     pub client_lockout: portcullis_domain::limits::LockoutPolicy,
 }
 
@@ -289,6 +291,14 @@ mod tests {
         assert_eq!(err.var, "PORTCULLIS_RATE_LIMIT");
         let err = Settings::from_source(&[("PORTCULLIS_LOCKOUT_LOCK_AFTER", "500")]).unwrap_err();
         assert_eq!(err.var, "PORTCULLIS_LOCKOUT_LOCK_AFTER");
+        for max in ["101", "9"] {
+            let err =
+                Settings::from_source(&[("PORTCULLIS_LOCKOUT_MAX_FAILURES", max)]).unwrap_err();
+            assert_eq!(err.var, "PORTCULLIS_LOCKOUT_MAX_FAILURES");
+        }
+        let err =
+            Settings::from_source(&[("PORTCULLIS_CLIENT_LOCKOUT_WINDOW_SECS", "0")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_CLIENT_LOCKOUT_DURATION_SECS");
         for days in ["0", "36501", "-1", "soon"] {
             let err =
                 Settings::from_source(&[("PORTCULLIS_SESSION_RETENTION_DAYS", days)]).unwrap_err();

@@ -8,7 +8,7 @@ use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
 
-use portcullis_domain::limits::LockoutPolicy;
+use portcullis_domain::limits::{LockoutPolicy, MAX_FAILURES_CEILING};
 use portcullis_infra::limits::{Quota, Quotas};
 
 /// One bad setting: which variable, and why.
@@ -137,18 +137,20 @@ pub(super) fn lockout(
     default: LockoutPolicy,
 ) -> Result<LockoutPolicy, SettingsError> {
     // Names are static so errors can carry them.
-    let names: [&'static str; 4] = match prefix {
+    let names: [&'static str; 5] = match prefix {
         "PORTCULLIS_LOCKOUT" => [
             "PORTCULLIS_LOCKOUT_SLOW_AFTER",
             "PORTCULLIS_LOCKOUT_LOCK_AFTER",
             "PORTCULLIS_LOCKOUT_DURATION_SECS",
             "PORTCULLIS_LOCKOUT_WINDOW_SECS",
+            "PORTCULLIS_LOCKOUT_MAX_FAILURES",
         ],
         _ => [
             "PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER",
             "PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER",
             "PORTCULLIS_CLIENT_LOCKOUT_DURATION_SECS",
             "PORTCULLIS_CLIENT_LOCKOUT_WINDOW_SECS",
+            "PORTCULLIS_CLIENT_LOCKOUT_MAX_FAILURES",
         ],
     };
     let whole = |d: time::Duration| u64::try_from(d.whole_seconds()).unwrap_or(900);
@@ -159,13 +161,31 @@ pub(super) fn lockout(
             i64::try_from(parse(source, names[2], whole(default.lock_duration))?).unwrap_or(900),
         ),
         window: time::Duration::seconds(
-            i64::try_from(parse(source, names[3], whole(default.window))?).unwrap_or(900),
+            i64::try_from(parse(source, names[3], whole(default.window))?).unwrap_or(86_400),
         ),
+        max_failures: parse(source, names[4], default.max_failures)?,
     };
-    if policy.slow_after == 0 || policy.lock_after < policy.slow_after || policy.lock_after > 100 {
+    if policy.slow_after == 0
+        || policy.lock_after < policy.slow_after
+        || policy.lock_after > MAX_FAILURES_CEILING
+    {
         return Err(SettingsError {
             var: names[1],
             reason: "need 1 <= SLOW_AFTER <= LOCK_AFTER <= 100 (NIST 800-63B caps failed attempts at 100)".to_owned(),
+        });
+    }
+    if policy.max_failures < policy.lock_after || policy.max_failures > MAX_FAILURES_CEILING {
+        return Err(SettingsError {
+            var: names[4],
+            reason:
+                "need LOCK_AFTER <= MAX_FAILURES <= 100 (NIST 800-63B caps failed attempts at 100)"
+                    .to_owned(),
+        });
+    }
+    if policy.lock_duration <= time::Duration::ZERO || policy.window <= time::Duration::ZERO {
+        return Err(SettingsError {
+            var: names[2],
+            reason: "lock durations and windows must be at least 1 second".to_owned(),
         });
     }
     Ok(policy)

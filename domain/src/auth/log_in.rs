@@ -8,7 +8,7 @@ use crate::context::RequestContext;
 use crate::email::Email;
 use crate::error::Failure;
 use crate::limits::{Bucket, GuardError, LoginAttempt, RateLimited};
-use crate::password::Password;
+use crate::password::{Password, Verification};
 use crate::user::User;
 
 /// What a log-in presents.
@@ -64,9 +64,11 @@ impl AuthService {
     ///
     /// An unknown email pays for a full verification against a dummy hash, so
     /// every failure costs the same and answers the same. Failures are counted
-    /// per normalised email (existing or not) and per client address; past the
-    /// policy's thresholds they first slow down, then lock, and a locked key
-    /// answers `RateLimited` before any password is checked.
+    /// per normalised email (existing or not) and per client address. Each
+    /// attempt is reserved (counted as a failure) before its password is
+    /// checked and given back on success, so a wave of parallel guesses gets
+    /// no more checks than the policy allows; a locked key answers
+    /// `RateLimited`, whatever the password, before any password is checked.
     ///
     /// # Errors
     /// `InvalidCredentials` for any credential problem, `RateLimited`, or a `Failure`.
@@ -87,32 +89,24 @@ impl AuthService {
         ctx: &RequestContext,
     ) -> Result<TokenPair, LogInError> {
         self.guard.admit(Bucket::LogIn, ctx).await?;
-        let attempt = LoginAttempt::new(&email, ctx);
-        self.guard.ensure_unlocked(&attempt, ctx).await?;
-
-        let found = self.ports.users.find_by_email(&email).await?;
-        let verified = match &found {
-            Some(user) => {
-                let verification = self
-                    .ports
-                    .hasher
-                    .verify(&password, &user.password_hash)
-                    .await?;
-                verification.matches.then_some(verification)
-            }
-            None => {
-                self.ports.hasher.verify_dummy(&password).await?;
-                None
+        let reserved = self
+            .guard
+            .reserve(LoginAttempt::new(&email, ctx), ctx)
+            .await?;
+        let (found, verified) = match self.check(&email, &password).await {
+            Ok(checked) => checked,
+            Err(failure) => {
+                self.guard.abandoned(reserved).await;
+                return Err(failure.into());
             }
         };
-        let (Some(user), Some(verification)) = (found.clone(), verified) else {
-            self.guard
-                .failed(&attempt, found.as_ref().map(|u| u.id), ctx)
-                .await?;
+        let known = found.as_ref().map(|user| user.id);
+        let (Some(user), Some(verification)) = (found, verified) else {
+            self.guard.failed(reserved, known, ctx);
             return Err(LogInError::InvalidCredentials);
         };
 
-        self.guard.succeeded(&attempt).await;
+        self.guard.succeeded(reserved).await;
         let now = self.ports.clock.now();
         let user = if verification.needs_rehash {
             self.upgrade_hash(user, &password, now).await
@@ -122,6 +116,31 @@ impl AuthService {
         Ok(self
             .open_session(user, now, ctx, AuthEventKind::LoginSucceeded)
             .await?)
+    }
+
+    /// The account of `email`, if any, and the verification of `password`
+    /// when it matches. An unknown email pays for a dummy verification.
+    async fn check(
+        &self,
+        email: &Email,
+        password: &Password,
+    ) -> Result<(Option<User>, Option<Verification>), Failure> {
+        let found = self.ports.users.find_by_email(email).await?;
+        let verified = match &found {
+            Some(user) => {
+                let verification = self
+                    .ports
+                    .hasher
+                    .verify(password, &user.password_hash)
+                    .await?;
+                verification.matches.then_some(verification)
+            }
+            None => {
+                self.ports.hasher.verify_dummy(password).await?;
+                None
+            }
+        };
+        Ok((found, verified))
     }
 
     /// Replaces an outdated hash; a failure here must not fail the log-in.

@@ -674,6 +674,48 @@ async fn failures_slow_down_then_lock_and_the_right_password_is_refused_too() {
 }
 
 #[tokio::test]
+async fn the_count_outlives_the_lock_so_the_next_lock_is_longer_until_a_success() {
+    let h = harness();
+    signed_up(&h).await;
+    for _ in 0..10 {
+        h.clock.advance(Duration::seconds(20));
+        let _ = fail_login(&h, "bob@example.com").await;
+    }
+    h.clock.advance(Duration::minutes(16));
+    assert!(matches!(
+        fail_login(&h, "bob@example.com").await,
+        Err(LogInError::InvalidCredentials)
+    ));
+    // The eleventh failure: 30 minutes, for the right password too.
+    let context = ctx();
+    let right = || {
+        h.service.log_in(
+            LogIn {
+                email: email("bob@example.com"),
+                password: Password::new(PASSWORD.into()),
+            },
+            &context,
+        )
+    };
+    assert!(matches!(
+        right().await,
+        Err(LogInError::RateLimited {
+            retry_after_secs: 1800
+        })
+    ));
+    h.clock.advance(Duration::minutes(31));
+    assert!(right().await.is_ok());
+    // The success reset the count: four failures lock nothing.
+    for _ in 0..4 {
+        assert!(matches!(
+            fail_login(&h, "bob@example.com").await,
+            Err(LogInError::InvalidCredentials)
+        ));
+    }
+    assert!(right().await.is_ok());
+}
+
+#[tokio::test]
 async fn unknown_emails_lock_exactly_like_existing_ones() {
     let h = harness();
     signed_up(&h).await;

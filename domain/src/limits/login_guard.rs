@@ -1,14 +1,16 @@
 //! The guard in front of every credential check: spends the client's request
-//! budget, refuses while the account or the client is locked, counts
-//! failures (slow-down, then lock) and forgets them after a success. It
-//! records the audit events of what it refuses or locks.
+//! budget, reserves the attempt on the account's and the client's failure
+//! counts before the password is checked (refusing while either is locked),
+//! and hears how the check ended: a failure stays counted, a success clears
+//! the account and gives the client its reservation back. It records the
+//! audit events of what it refuses or locks.
 //!
 //! Request budgets fail open (the lockout still protects accounts); the
 //! lockout fails closed (without its counters, no password is checked).
 
 use std::sync::Arc;
 
-use super::{Bucket, Decision, FailureCounter, LimitPolicy, RateLimiter};
+use super::{Bucket, Charge, Decision, FailureCounter, LimitPolicy, RateLimiter, Reservation};
 use crate::audit::{AuditSink, AuthEvent, AuthEventKind, Outcome};
 use crate::clock::Clock;
 use crate::context::RequestContext;
@@ -46,6 +48,30 @@ impl LoginAttempt {
         Self {
             account_key: format!("account:{}", email.as_str()),
             client_key: ctx.client.ip().map(|ip| format!("client:{ip}")),
+        }
+    }
+}
+
+/// A reserved attempt: counted as a failure until the guard hears how its
+/// password check ended ([`LoginGuard::failed`], [`LoginGuard::succeeded`]
+/// or [`LoginGuard::abandoned`]).
+#[must_use = "a reservation stays counted as a failure until it is resolved"]
+#[derive(Debug)]
+pub struct Reserved {
+    attempt: LoginAttempt,
+    account_failures: u32,
+    client_failures: Option<u32>,
+    /// `false` when the limits are disabled.
+    counted: bool,
+}
+
+impl Reserved {
+    fn unlimited(attempt: LoginAttempt) -> Self {
+        Self {
+            attempt,
+            account_failures: 0,
+            client_failures: None,
+            counted: false,
         }
     }
 }
@@ -116,50 +142,65 @@ impl LoginGuard {
         }
     }
 
-    /// Refuses while the account or the client of `attempt` is locked.
+    /// Reserves `attempt` before its password is checked: it counts as a
+    /// failure of the account and of the client at once, atomically, so
+    /// parallel guesses get no more checks than the policy allows.
     ///
     /// # Errors
-    /// `RateLimited` with the longest lock in force; `Failure::Unavailable`
-    /// when the counters cannot be read.
-    pub async fn ensure_unlocked(
+    /// `RateLimited` with the longest lock in force (nothing is counted);
+    /// `Failure::Unavailable` when the counters cannot be written.
+    pub async fn reserve(
         &self,
-        attempt: &LoginAttempt,
+        attempt: LoginAttempt,
         ctx: &RequestContext,
-    ) -> Result<(), GuardError> {
+    ) -> Result<Reserved, GuardError> {
         if !self.policy.enabled {
-            return Ok(());
+            return Ok(Reserved::unlimited(attempt));
         }
-        let mut longest = self.locked_for(&attempt.account_key).await?;
+        let mut charges = vec![Charge {
+            key: &attempt.account_key,
+            policy: &self.policy.account,
+        }];
         if let Some(client_key) = &attempt.client_key {
-            longest = longest.max(self.locked_for(client_key).await?);
+            charges.push(Charge {
+                key: client_key,
+                policy: &self.policy.client,
+            });
         }
-        let Some(retry_after_secs) = longest else {
-            return Ok(());
-        };
-        self.record(
-            AuthEvent::new(
-                AuthEventKind::RateLimitHit,
-                Outcome::Failure,
-                self.clock.now(),
-                ctx,
-            )
-            .detail("login_locked"),
-        );
-        Err(RateLimited { retry_after_secs }.into())
+        let reservation = self
+            .failures
+            .reserve(&charges)
+            .await
+            .map_err(Failure::into_unavailable)?;
+        match reservation {
+            Reservation::Reserved(counts) => Ok(Reserved {
+                account_failures: counts.first().copied().unwrap_or(0),
+                client_failures: counts.get(1).copied(),
+                attempt,
+                counted: true,
+            }),
+            Reservation::Refused { retry_after_secs } => {
+                self.record(
+                    AuthEvent::new(
+                        AuthEventKind::RateLimitHit,
+                        Outcome::Failure,
+                        self.clock.now(),
+                        ctx,
+                    )
+                    .detail("login_locked"),
+                );
+                Err(RateLimited {
+                    retry_after_secs: retry_after_secs.max(1),
+                }
+                .into())
+            }
+        }
     }
 
-    /// Records a failed attempt (`user` when the email belongs to an account)
-    /// and counts it against the account and the client; the count that
-    /// reaches a policy's lock threshold records `account_locked`.
-    ///
-    /// # Errors
-    /// `Failure::Unavailable` when the counters cannot be written.
-    pub async fn failed(
-        &self,
-        attempt: &LoginAttempt,
-        user: Option<UserId>,
-        ctx: &RequestContext,
-    ) -> Result<(), Failure> {
+    /// Records a failed attempt (`user` when the email belongs to an
+    /// account). It was counted when it was reserved; the count that reached
+    /// a policy's long lock or ceiling records `account_locked`.
+    pub fn failed(&self, reserved: Reserved, user: Option<UserId>, ctx: &RequestContext) {
         let now = self.clock.now();
         let mut failed = AuthEvent::new(AuthEventKind::LoginFailed, Outcome::Failure, now, ctx)
             .detail(if user.is_some() {
@@ -171,60 +212,60 @@ impl LoginGuard {
             failed = failed.user(user);
         }
         self.record(failed);
-        if !self.policy.enabled {
-            return Ok(());
+        if !reserved.counted {
+            return;
         }
-        let account = self.policy.account;
-        let state = self
-            .failures
-            .add_failure(&attempt.account_key, account.window, &move |n| {
-                account.lock_for(n)
-            })
-            .await
-            .map_err(Failure::into_unavailable)?;
-        if account.locks_at(state.failures) {
+        if self.policy.account.locks_at(reserved.account_failures) {
             let mut locked =
                 AuthEvent::new(AuthEventKind::AccountLocked, Outcome::Failure, now, ctx)
-                    .detail(format!("failures={}", state.failures));
+                    .detail(format!("failures={}", reserved.account_failures));
             if let Some(user) = user {
                 locked = locked.user(user);
             }
             self.record(locked);
         }
-        if let Some(client_key) = &attempt.client_key {
-            let client = self.policy.client;
-            let state = self
-                .failures
-                .add_failure(client_key, client.window, &move |n| client.lock_for(n))
-                .await
-                .map_err(Failure::into_unavailable)?;
-            if client.locks_at(state.failures) {
-                self.record(
-                    AuthEvent::new(AuthEventKind::AccountLocked, Outcome::Failure, now, ctx)
-                        .detail(format!("client_locked failures={}", state.failures)),
-                );
-            }
+        if let Some(count) = reserved.client_failures
+            && self.policy.client.locks_at(count)
+        {
+            self.record(
+                AuthEvent::new(AuthEventKind::AccountLocked, Outcome::Failure, now, ctx)
+                    .detail(format!("client_locked failures={count}")),
+            );
         }
-        Ok(())
     }
 
-    /// Forgets the account's failures after a successful log-in. A counter
-    /// that cannot be cleared must not fail the log-in (logged).
-    pub async fn succeeded(&self, attempt: &LoginAttempt) {
-        if self.policy.enabled
-            && let Err(error) = self.failures.clear(&attempt.account_key).await
-        {
+    /// After a successful log-in: forgets the account's failures and gives
+    /// the client its reservation back (a success never clears a client's
+    /// count). A counter that cannot be written must not fail the log-in
+    /// (logged).
+    pub async fn succeeded(&self, reserved: Reserved) {
+        if !reserved.counted {
+            return;
+        }
+        if let Err(error) = self.failures.clear(&reserved.attempt.account_key).await {
             tracing::warn!(error = %error, "could not reset the failure count");
         }
+        self.release_client(&reserved).await;
     }
 
-    async fn locked_for(&self, key: &str) -> Result<Option<u64>, Failure> {
-        Ok(self
-            .failures
-            .state(key)
-            .await
-            .map_err(Failure::into_unavailable)?
-            .locked_for_secs)
+    /// When no password was checked (the hasher or the database failed):
+    /// gives both reservations back (logged when that fails).
+    pub async fn abandoned(&self, reserved: Reserved) {
+        if !reserved.counted {
+            return;
+        }
+        if let Err(error) = self.failures.release(&reserved.attempt.account_key).await {
+            tracing::warn!(error = %error, "could not release a login reservation");
+        }
+        self.release_client(&reserved).await;
+    }
+
+    async fn release_client(&self, reserved: &Reserved) {
+        if let Some(client_key) = &reserved.attempt.client_key
+            && let Err(error) = self.failures.release(client_key).await
+        {
+            tracing::warn!(error = %error, "could not release a login reservation");
+        }
     }
 
     fn record(&self, event: AuthEvent) {

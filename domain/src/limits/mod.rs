@@ -1,18 +1,18 @@
 //! Abuse limits: per-client request budgets and per-account login lockout.
 //! The guard that applies them to a log-in is in `login_guard`.
 //!
-//! The policy (how many failures slow down, how many lock, for how long) lives
-//! here; the stores behind the ports only count, atomically and with expiry,
-//! in process or in Redis.
-
-use async_trait::async_trait;
-use time::Duration;
+//! The policy (how many failures slow down, how many lock, for how long) and
+//! the counter arithmetic live in `lockout`; the stores behind the ports only
+//! apply it atomically and with expiry, in process or in Redis.
 
 use crate::error::Failure;
+use async_trait::async_trait;
 
+pub mod lockout;
 mod login_guard;
 
-pub use login_guard::{GuardError, LoginAttempt, LoginGuard, RateLimited};
+pub use lockout::{Counter, LockoutPolicy, MAX_FAILURES_CEILING, reserve};
+pub use login_guard::{GuardError, LoginAttempt, LoginGuard, RateLimited, Reserved};
 
 /// A request budget, per client address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,80 +49,46 @@ pub trait RateLimiter: Send + Sync + 'static {
 /// The state of one failure counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FailureState {
-    /// Consecutive failures within the window.
+    /// Failures counted (reservations included) and not yet forgotten.
     pub failures: u32,
     /// Seconds left of a lock in force, if any.
     pub locked_for_secs: Option<u64>,
 }
 
-/// Atomic failure counters with expiry, keyed by account or client.
+/// One counter an attempt is charged to, and the policy that counts it.
+#[derive(Debug, Clone, Copy)]
+pub struct Charge<'a> {
+    pub key: &'a str,
+    pub policy: &'a LockoutPolicy,
+}
+
+/// The answer to a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    /// Counted: the new count of each charged key, in the order given.
+    Reserved(Vec<u32>),
+    /// A key is locked; nothing was counted.
+    Refused { retry_after_secs: u64 },
+}
+
+/// Atomic failure counters with expiry, keyed by account or client. Every
+/// store applies the arithmetic of [`lockout`]: [`reserve`], [`Counter`].
 #[async_trait]
 pub trait FailureCounter: Send + Sync + 'static {
     /// The current state of `key`.
     async fn state(&self, key: &str) -> Result<FailureState, Failure>;
-    /// Adds a failure (the count expires `window` after the last failure) and,
-    /// when `lock_for(new_count)` says so, locks the key for that long.
-    /// Returns the state after the failure.
-    async fn add_failure(
-        &self,
-        key: &str,
-        window: Duration,
-        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Failure>;
-    /// Forgets `key` (after a success).
+    /// Reserves one attempt on every key of `charges`, atomically, before
+    /// its password is checked: when any key is locked, refuses with the
+    /// longest lock and counts nothing; otherwise counts one failure on each
+    /// key, whose policy then imposes the lock of the new count. A lock never
+    /// shortens, and a count is forgotten a whole window after both its last
+    /// failure and the end of its lock.
+    async fn reserve(&self, charges: &[Charge<'_>]) -> Result<Reservation, Failure>;
+    /// Gives one reservation of `key` back (the attempt was no failure, or
+    /// no password was checked): one failure fewer; a lock it set runs out.
+    async fn release(&self, key: &str) -> Result<(), Failure>;
+    /// Forgets `key`, count and lock (after a successful log-in).
     async fn clear(&self, key: &str) -> Result<(), Failure>;
-}
-
-/// How consecutive log-in failures are answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LockoutPolicy {
-    /// From this many failures on, each further failure locks briefly
-    /// (1 s, 2 s, 4 s, ... capped at 60 s): the slow-down.
-    pub slow_after: u32,
-    /// At this many failures the key locks for `lock_duration`.
-    pub lock_after: u32,
-    pub lock_duration: Duration,
-    /// Failures are forgotten this long after the last one.
-    pub window: Duration,
-}
-
-impl LockoutPolicy {
-    /// Per account (normalised email): 5 failures slow down, 10 lock 15 minutes.
-    pub fn account_default() -> Self {
-        Self {
-            slow_after: 5,
-            lock_after: 10,
-            lock_duration: Duration::minutes(15),
-            window: Duration::minutes(15),
-        }
-    }
-
-    /// Per client address: higher, since many people can share one address.
-    pub fn client_default() -> Self {
-        Self {
-            slow_after: 20,
-            lock_after: 50,
-            lock_duration: Duration::minutes(15),
-            window: Duration::minutes(15),
-        }
-    }
-
-    /// The lock that the `count`-th consecutive failure imposes.
-    pub fn lock_for(&self, count: u32) -> Option<Duration> {
-        if count >= self.lock_after {
-            Some(self.lock_duration)
-        } else if count >= self.slow_after {
-            let step = (count - self.slow_after).min(6);
-            Some(Duration::seconds(1 << step))
-        } else {
-            None
-        }
-    }
-
-    /// Whether the `count`-th failure starts the long lock (an `account_locked` event).
-    pub fn locks_at(&self, count: u32) -> bool {
-        count == self.lock_after
-    }
 }
 
 /// The abuse limits in force.
@@ -141,22 +107,5 @@ impl Default for LimitPolicy {
             account: LockoutPolicy::account_default(),
             client: LockoutPolicy::client_default(),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_first_slow_down_then_lock() {
-        let policy = LockoutPolicy::account_default();
-        assert_eq!(policy.lock_for(4), None);
-        assert_eq!(policy.lock_for(5), Some(Duration::seconds(1)));
-        assert_eq!(policy.lock_for(6), Some(Duration::seconds(2)));
-        assert_eq!(policy.lock_for(9), Some(Duration::seconds(16)));
-        assert_eq!(policy.lock_for(10), Some(Duration::minutes(15)));
-        assert!(policy.locks_at(10));
-        assert!(!policy.locks_at(11));
     }
 }

@@ -7,8 +7,9 @@ use std::time::{Duration as StdDuration, Instant};
 
 use async_trait::async_trait;
 use portcullis_domain::error::Failure;
-use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
-use time::Duration;
+use portcullis_domain::limits::{
+    Bucket, Charge, Decision, FailureCounter, FailureState, RateLimiter, Reservation,
+};
 
 use super::{GovernorRateLimiter, InMemoryFailureCounter, RedisFailureCounter, RedisRateLimiter};
 
@@ -93,17 +94,23 @@ impl FailureCounter for FallbackFailures {
         }
     }
 
-    async fn add_failure(
-        &self,
-        key: &str,
-        window: Duration,
-        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Failure> {
-        match self.redis.add_failure(key, window, lock_for).await {
-            Ok(state) => Ok(state),
+    async fn reserve(&self, charges: &[Charge<'_>]) -> Result<Reservation, Failure> {
+        match self.redis.reserve(charges).await {
+            Ok(reservation) => Ok(reservation),
             Err(error) => {
                 self.warn.warn("login lockout", &error);
-                self.local.add_failure_now(key, window, lock_for)
+                self.local.reserve_now(charges)
+            }
+        }
+    }
+
+    async fn release(&self, key: &str) -> Result<(), Failure> {
+        let local = self.local.release_now(key);
+        match self.redis.release(key).await {
+            Ok(()) => local,
+            Err(error) => {
+                self.warn.warn("login lockout", &error);
+                local
             }
         }
     }

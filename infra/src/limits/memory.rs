@@ -1,22 +1,40 @@
-//! In-process stores: governor's GCRA for request budgets, a bounded map for
-//! failure counters.
+//! In-process stores with a hard memory cap and O(1) eviction: governor's
+//! GCRA over a bounded `quick_cache` state store for request budgets, and a
+//! bounded `quick_cache` of failure counters. Past the cap, each insert
+//! evicts one cold key (S3-FIFO: keys seen once go first, keys seen again
+//! are kept longer), so a flood of distinct clients costs neither memory nor
+//! CPU per decision and needs no pruning job.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
-use std::time::{Duration as StdDuration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota as GovernorQuota, RateLimiter as Governor};
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::{Quota as GovernorQuota, RateLimiter as Governor};
 use portcullis_domain::error::Failure;
-use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
-use time::Duration;
+use portcullis_domain::limits::lockout::secs_from_ms;
+use portcullis_domain::limits::{
+    Bucket, Charge, Counter, Decision, FailureCounter, FailureState, RateLimiter, Reservation,
+    reserve,
+};
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
+use quick_cache::{Weighter, unsync};
 
 use super::{Quota, Quotas};
 
-/// Most keys a limiter keeps; past it, idle keys are dropped first.
-const MAX_KEYS: usize = 100_000;
+/// Most clients a request budget keeps, per bucket (about 120 bytes each).
+pub const MAX_KEYS: usize = 100_000;
+
+/// Most bytes of keys and counters the failure counter keeps by default
+/// (about 200,000 keys of e-mail length).
+pub const FAILURE_BYTES: u64 = 32 * 1024 * 1024;
+
+/// What a failure counter entry costs beside its key: the counter, the
+/// key's allocation, the cache's slot and bookkeeping.
+const ENTRY_OVERHEAD: u64 = 96;
 
 fn governor_quota(quota: Quota) -> GovernorQuota {
     let rate = NonZeroU32::new(quota.per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
@@ -24,25 +42,100 @@ fn governor_quota(quota: Quota) -> GovernorQuota {
     GovernorQuota::per_minute(rate).allow_burst(burst)
 }
 
-/// GCRA budgets per bucket and client, in process (governor).
+/// GCRA state (the theoretical arrival time) per client, at most
+/// `capacity` clients.
+#[derive(Clone)]
+struct CappedStateStore {
+    cache: Arc<Cache<String, Nanos>>,
+}
+
+impl CappedStateStore {
+    fn new(capacity: usize) -> Self {
+        Self {
+            cache: Arc::new(Cache::new(capacity.max(1))),
+        }
+    }
+
+    /// Clients held.
+    fn len(&self) -> usize {
+        self.cache.len()
+    }
+}
+
+impl StateStore for CappedStateStore {
+    type Key = String;
+
+    fn measure_and_replace<T, F, E>(&self, key: &String, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        // The shard's write lock makes read-decide-write one step per key.
+        let held = self
+            .cache
+            .entry(key.as_str(), None, |_, tat| match f(Some(*tat)) {
+                Ok((decision, next)) => {
+                    *tat = next;
+                    EntryAction::Retain(Ok(decision))
+                }
+                Err(limited) => EntryAction::Retain(Err(limited)),
+            });
+        match held {
+            EntryResult::Retained(decision) => decision,
+            EntryResult::Vacant(guard) | EntryResult::Replaced(guard, _) => {
+                let (decision, next) = f(None)?;
+                let _ = guard.insert(next);
+                Ok(decision)
+            }
+            // Never asked for (no removal, no timeout): decide as a new key.
+            EntryResult::Removed(..) | EntryResult::Timeout => {
+                f(None).map(|(decision, _)| decision)
+            }
+        }
+    }
+}
+
+/// One bucket's budgets, and a handle on its store to count what it holds.
+struct Budget {
+    limiter: Governor<String, CappedStateStore, DefaultClock>,
+    store: CappedStateStore,
+}
+
+/// GCRA budgets per bucket and client, in process (governor), each bucket
+/// holding at most [`MAX_KEYS`] clients.
 pub struct GovernorRateLimiter {
-    sign_up: DefaultKeyedRateLimiter<String>,
-    log_in: DefaultKeyedRateLimiter<String>,
-    refresh: DefaultKeyedRateLimiter<String>,
+    sign_up: Budget,
+    log_in: Budget,
+    refresh: Budget,
     clock: DefaultClock,
 }
 
 impl GovernorRateLimiter {
     pub fn new(quotas: Quotas) -> Self {
+        Self::with_capacity(quotas, MAX_KEYS)
+    }
+
+    /// Budgets keeping at most `capacity` clients per bucket.
+    pub fn with_capacity(quotas: Quotas, capacity: usize) -> Self {
+        let budget = |quota| {
+            let store = CappedStateStore::new(capacity);
+            Budget {
+                limiter: Governor::new(
+                    governor_quota(quota),
+                    store.clone(),
+                    DefaultClock::default(),
+                ),
+                store,
+            }
+        };
         Self {
-            sign_up: Governor::keyed(governor_quota(quotas.sign_up)),
-            log_in: Governor::keyed(governor_quota(quotas.log_in)),
-            refresh: Governor::keyed(governor_quota(quotas.refresh)),
+            sign_up: budget(quotas.sign_up),
+            log_in: budget(quotas.log_in),
+            refresh: budget(quotas.refresh),
             clock: DefaultClock::default(),
         }
     }
 
-    fn limiter(&self, bucket: Bucket) -> &DefaultKeyedRateLimiter<String> {
+    fn limiter(&self, bucket: Bucket) -> &Budget {
         match bucket {
             Bucket::SignUp => &self.sign_up,
             Bucket::LogIn => &self.log_in,
@@ -50,18 +143,17 @@ impl GovernorRateLimiter {
         }
     }
 
-    /// Drops keys whose budget is full again; bounds memory under a flood of
-    /// distinct clients.
-    pub fn prune(&self) {
-        for limiter in [&self.sign_up, &self.log_in, &self.refresh] {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
-        }
+    /// Clients held in `bucket`.
+    pub fn len_of(&self, bucket: Bucket) -> usize {
+        self.limiter(bucket).store.len()
     }
 
-    /// Keys held across buckets.
+    /// Clients held across buckets.
     pub fn len(&self) -> usize {
-        self.sign_up.len() + self.log_in.len() + self.refresh.len()
+        [Bucket::SignUp, Bucket::LogIn, Bucket::Refresh]
+            .into_iter()
+            .map(|bucket| self.len_of(bucket))
+            .sum()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -70,11 +162,7 @@ impl GovernorRateLimiter {
 
     /// The decision for `key`, synchronously (also used by the Redis fallback).
     pub fn decide(&self, bucket: Bucket, key: &str) -> Decision {
-        let limiter = self.limiter(bucket);
-        if limiter.len() >= MAX_KEYS {
-            limiter.retain_recent();
-        }
-        match limiter.check_key(&key.to_owned()) {
+        match self.limiter(bucket).limiter.check_key(&key.to_owned()) {
             Ok(()) => Decision::Allowed,
             Err(not_until) => {
                 let wait = not_until.wait_time_from(self.clock.now());
@@ -93,122 +181,101 @@ impl RateLimiter for GovernorRateLimiter {
     }
 }
 
-struct Entry {
-    failures: u32,
-    expires: Instant,
-    locked_until: Option<Instant>,
+/// Weighs a failure counter entry by its key's length.
+#[derive(Clone, Copy)]
+struct KeyBytes;
+
+impl Weighter<String, Counter> for KeyBytes {
+    fn weight(&self, key: &String, _: &Counter) -> u64 {
+        ENTRY_OVERHEAD + key.len() as u64
+    }
 }
 
-/// Failure counters in a bounded in-process map.
+type Counters = unsync::Cache<String, Counter, KeyBytes>;
+
+/// Failure counters in process, at most a fixed number of bytes. One lock
+/// around the cache makes a reservation over an account and a client one
+/// atomic step; each step is O(1).
 pub struct InMemoryFailureCounter {
-    entries: Mutex<HashMap<String, Entry>>,
-    max_keys: usize,
+    counters: Mutex<Counters>,
+    origin: Instant,
 }
 
 impl Default for InMemoryFailureCounter {
     fn default() -> Self {
-        Self::with_capacity(200_000)
+        Self::with_capacity(FAILURE_BYTES)
     }
-}
-
-fn to_std(duration: Duration) -> StdDuration {
-    StdDuration::try_from(duration).unwrap_or_default()
-}
-
-fn secs_until(instant: Instant, now: Instant) -> u64 {
-    let left = instant.saturating_duration_since(now);
-    (left.as_secs() + u64::from(left.subsec_nanos() > 0)).max(1)
 }
 
 impl InMemoryFailureCounter {
-    /// A counter keeping at most `max_keys` keys.
-    pub fn with_capacity(max_keys: usize) -> Self {
+    /// A counter keeping at most `max_bytes` of keys and counters.
+    pub fn with_capacity(max_bytes: u64) -> Self {
+        let max_bytes = max_bytes.max(ENTRY_OVERHEAD * 2);
+        let estimated = usize::try_from(max_bytes / (ENTRY_OVERHEAD + 32)).unwrap_or(1);
         Self {
-            entries: Mutex::new(HashMap::new()),
-            max_keys,
+            counters: Mutex::new(unsync::Cache::with_weighter(estimated, max_bytes, KeyBytes)),
+            origin: Instant::now(),
         }
     }
 
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Entry>>, Failure> {
-        self.entries
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Counters>, Failure> {
+        self.counters
             .lock()
             .map_err(|_| Failure::msg("failure counter lock poisoned"))
     }
 
+    /// Milliseconds on this store's monotonic clock (never 0).
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+
     /// Keys held.
     pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
+        self.counters.lock().map_or(0, |c| c.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Drops expired keys.
-    pub fn prune(&self) {
-        let now = Instant::now();
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.retain(|_, e| e.expires > now || e.locked_until.is_some_and(|l| l > now));
-        }
+    /// Bytes held, as weighed against the cap.
+    pub fn weight(&self) -> u64 {
+        self.counters.lock().map_or(0, |c| c.weight())
     }
 
     pub fn state_now(&self, key: &str) -> Result<FailureState, Failure> {
-        let now = Instant::now();
-        let entries = self.lock()?;
-        Ok(match entries.get(key) {
-            Some(entry) if entry.expires > now || entry.locked_until.is_some_and(|l| l > now) => {
-                FailureState {
-                    failures: if entry.expires > now {
-                        entry.failures
-                    } else {
-                        0
-                    },
-                    locked_for_secs: entry
-                        .locked_until
-                        .filter(|l| *l > now)
-                        .map(|l| secs_until(l, now)),
+        let now = self.now_ms();
+        let counters = self.lock()?;
+        Ok(counters.peek(key).copied().unwrap_or_default().state(now))
+    }
+
+    pub fn reserve_now(&self, charges: &[Charge<'_>]) -> Result<Reservation, Failure> {
+        let now = self.now_ms();
+        let mut counters = self.lock()?;
+        let read: Vec<_> = charges
+            .iter()
+            .map(|c| (c.policy, counters.get(c.key).copied().unwrap_or_default()))
+            .collect();
+        Ok(match reserve(&read, now) {
+            Ok(next) => {
+                for (charge, counter) in charges.iter().zip(&next) {
+                    counters.insert(charge.key.to_owned(), *counter);
                 }
+                Reservation::Reserved(next.iter().map(|c| c.failures).collect())
             }
-            _ => FailureState::default(),
+            Err(left_ms) => Reservation::Refused {
+                retry_after_secs: secs_from_ms(left_ms),
+            },
         })
     }
 
-    pub fn add_failure_now(
-        &self,
-        key: &str,
-        window: Duration,
-        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Failure> {
-        let now = Instant::now();
-        let mut entries = self.lock()?;
-        if entries.len() >= self.max_keys && !entries.contains_key(key) {
-            entries.retain(|_, e| e.expires > now || e.locked_until.is_some_and(|l| l > now));
-            if entries.len() >= self.max_keys {
-                // Still full of live keys: forget the least suspicious ones.
-                entries.retain(|_, e| e.failures > 1 || e.locked_until.is_some());
-            }
+    pub fn release_now(&self, key: &str) -> Result<(), Failure> {
+        let now = self.now_ms();
+        let mut counters = self.lock()?;
+        if let Some(mut counter) = counters.peek_mut(key) {
+            *counter = counter.refunded(now);
         }
-        let entry = entries.entry(key.to_owned()).or_insert(Entry {
-            failures: 0,
-            expires: now,
-            locked_until: None,
-        });
-        if entry.expires <= now {
-            entry.failures = 0;
-        }
-        entry.failures = entry.failures.saturating_add(1);
-        entry.expires = now + to_std(window);
-        if let Some(lock) = lock_for(entry.failures) {
-            let until = now + to_std(lock);
-            entry.locked_until = Some(entry.locked_until.map_or(until, |l| l.max(until)));
-        }
-        Ok(FailureState {
-            failures: entry.failures,
-            locked_for_secs: entry
-                .locked_until
-                .filter(|l| *l > now)
-                .map(|l| secs_until(l, now)),
-        })
+        Ok(())
     }
 
     pub fn clear_now(&self, key: &str) -> Result<(), Failure> {
@@ -223,13 +290,12 @@ impl FailureCounter for InMemoryFailureCounter {
         self.state_now(key)
     }
 
-    async fn add_failure(
-        &self,
-        key: &str,
-        window: Duration,
-        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Failure> {
-        self.add_failure_now(key, window, lock_for)
+    async fn reserve(&self, charges: &[Charge<'_>]) -> Result<Reservation, Failure> {
+        self.reserve_now(charges)
+    }
+
+    async fn release(&self, key: &str) -> Result<(), Failure> {
+        self.release_now(key)
     }
 
     async fn clear(&self, key: &str) -> Result<(), Failure> {
@@ -269,30 +335,33 @@ mod tests {
     }
 
     #[test]
-    fn failures_lock_per_policy_and_clear() {
+    fn reservations_lock_per_policy_and_clear() {
         let counter = InMemoryFailureCounter::default();
         let policy = LockoutPolicy::account_default();
-        let lock = move |n| policy.lock_for(n);
-        for _ in 0..4 {
-            let state = counter.add_failure_now("k", policy.window, &lock).unwrap();
-            assert_eq!(state.locked_for_secs, None);
+        let charge = [Charge {
+            key: "k",
+            policy: &policy,
+        }];
+        for n in 1..=4 {
+            assert_eq!(
+                counter.reserve_now(&charge).unwrap(),
+                Reservation::Reserved(vec![n])
+            );
         }
-        let state = counter.add_failure_now("k", policy.window, &lock).unwrap();
-        assert_eq!(state.locked_for_secs, Some(1));
+        assert_eq!(
+            counter.reserve_now(&charge).unwrap(),
+            Reservation::Reserved(vec![5])
+        );
+        assert_eq!(
+            counter.reserve_now(&charge).unwrap(),
+            Reservation::Refused {
+                retry_after_secs: 1
+            }
+        );
         assert_eq!(counter.state_now("k").unwrap().failures, 5);
+        counter.release_now("k").unwrap();
+        assert_eq!(counter.state_now("k").unwrap().failures, 4);
         counter.clear_now("k").unwrap();
         assert_eq!(counter.state_now("k").unwrap(), FailureState::default());
-    }
-
-    #[test]
-    fn memory_stays_bounded_under_a_flood_of_keys() {
-        let counter = InMemoryFailureCounter::with_capacity(1_000);
-        let never = |_| None;
-        for i in 0..10_000 {
-            counter
-                .add_failure_now(&format!("k{i}"), Duration::minutes(15), &never)
-                .unwrap();
-        }
-        assert!(counter.len() <= 1_000);
     }
 }

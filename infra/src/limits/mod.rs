@@ -1,6 +1,7 @@
 //! Rate limiting and failure counting, in process or in Redis.
 //!
-//! In process is the single-instance default: bounded memory, nothing to run.
+//! In process is the single-instance default: a hard memory cap with O(1)
+//! eviction, nothing to run.
 //! With Redis, every instance shares exact counts. When Redis cannot be
 //! reached, the [`Fallback`] wrappers answer from the in-process stores and
 //! log a warning (at most every 30 s), so the service never fails a request
@@ -12,7 +13,7 @@ mod memory;
 mod redis_store;
 
 pub use fallback::{FallbackFailures, FallbackLimiter};
-pub use memory::{GovernorRateLimiter, InMemoryFailureCounter};
+pub use memory::{FAILURE_BYTES, GovernorRateLimiter, InMemoryFailureCounter, MAX_KEYS};
 pub use redis_store::{RedisFailureCounter, RedisRateLimiter, connect_redis};
 
 use portcullis_domain::limits::Bucket;

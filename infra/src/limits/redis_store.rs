@@ -2,17 +2,20 @@
 //!
 //! Each decision is one atomic Lua script run on the Redis server with the
 //! server's clock, so instances with skewed clocks still agree. Every key
-//! carries a TTL: nothing outlives its window.
+//! carries a TTL: a budget lives until it is full again, a failure count a
+//! window past its lock.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use async_trait::async_trait;
 use portcullis_domain::error::Failure;
-use portcullis_domain::limits::{Bucket, Decision, FailureCounter, FailureState, RateLimiter};
+use portcullis_domain::limits::lockout::millis;
+use portcullis_domain::limits::{
+    Bucket, Charge, Decision, FailureCounter, FailureState, RateLimiter, Reservation,
+};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, Script};
-use time::Duration;
 use tokio::sync::Mutex;
 
 use super::Quotas;
@@ -175,11 +178,16 @@ impl RateLimiter for RedisRateLimiter {
     }
 }
 
-/// Failure counters in Redis: a counter key expiring `window` after the last
-/// failure, and a lock key expiring when the lock ends.
+/// Failure counters in Redis: one hash per key (`n`, the count, and
+/// `until`, the end of its lock in server milliseconds) that expires a
+/// window after both its last failure and the end of its lock. The
+/// reservation is one script over every key it charges: the check of the
+/// locks, the counts and the new locks happen in one atomic step, and a
+/// lock only ever grows inside it.
 pub struct RedisFailureCounter {
     redis: RedisConnection,
-    add: Script,
+    reserve: Script,
+    release: Script,
     state: Script,
 }
 
@@ -187,32 +195,59 @@ impl RedisFailureCounter {
     pub fn new(redis: RedisConnection) -> Self {
         Self {
             redis,
-            // KEYS: counter. ARGV: window (ms). Returns the new count.
-            add: Script::new(
-                "local n = redis.call('INCR', KEYS[1])
-                redis.call('PEXPIRE', KEYS[1], ARGV[1])
-                return n",
+            // KEYS: one counter per charge. ARGV, per charge: window (ms),
+            // the number `m` of scheduled counts, then the lock (ms, 0 for
+            // none) of counts 1..m; counts past m take the lock of m.
+            // Returns {0, ms left of the longest lock} when refused, else
+            // {1, count of each key}.
+            reserve: Script::new(&format!(
+                "{now}
+                local longest = 0
+                local counts = {{}}
+                local untils = {{}}
+                for i, key in ipairs(KEYS) do
+                    local v = redis.call('HMGET', key, 'n', 'until')
+                    counts[i] = tonumber(v[1]) or 0
+                    untils[i] = tonumber(v[2]) or 0
+                    if untils[i] - now > longest then longest = untils[i] - now end
+                end
+                if longest > 0 then return {{0, longest}} end
+                local result = {{1}}
+                local at = 1
+                for i, key in ipairs(KEYS) do
+                    local window = tonumber(ARGV[at])
+                    local m = tonumber(ARGV[at + 1])
+                    local n = counts[i] + 1
+                    local lock = tonumber(ARGV[at + 1 + math.min(n, m)])
+                    local untl = untils[i]
+                    if lock > 0 and now + lock > untl then untl = now + lock end
+                    redis.call('HSET', key, 'n', n, 'until', untl)
+                    redis.call('PEXPIREAT', key, math.max(now, untl) + window)
+                    result[#result + 1] = n
+                    at = at + 2 + m
+                end
+                return result",
+                now = now_ms_lua()
+            )),
+            // KEYS: counter. One failure fewer; the lock and the expiry stay.
+            release: Script::new(
+                "local n = tonumber(redis.call('HGET', KEYS[1], 'n') or '0')
+                if n > 0 then redis.call('HINCRBY', KEYS[1], 'n', -1) end
+                return 0",
             ),
-            // KEYS: counter, lock. Returns {count, lock ms left (or -2/-1)}.
-            state: Script::new(
-                "local n = tonumber(redis.call('GET', KEYS[1]) or '0')
-                return {n, redis.call('PTTL', KEYS[2])}",
-            ),
+            // KEYS: counter. Returns {count, ms left of its lock}.
+            state: Script::new(&format!(
+                "{now}
+                local v = redis.call('HMGET', KEYS[1], 'n', 'until')
+                return {{tonumber(v[1]) or 0, (tonumber(v[2]) or 0) - now}}",
+                now = now_ms_lua()
+            )),
         }
     }
 
-    fn keys(&self, key: &str) -> (String, String) {
-        (
-            self.redis.key(&["fail", key]),
-            self.redis.key(&["lock", key]),
-        )
+    fn key(&self, key: &str) -> String {
+        self.redis.key(&["lockout", key])
     }
-}
-
-fn ms(duration: Duration) -> u64 {
-    u64::try_from(duration.whole_milliseconds())
-        .unwrap_or(0)
-        .max(1)
 }
 
 fn secs_from_ms(left: i64) -> Option<u64> {
@@ -222,14 +257,9 @@ fn secs_from_ms(left: i64) -> Option<u64> {
 #[async_trait]
 impl FailureCounter for RedisFailureCounter {
     async fn state(&self, key: &str) -> Result<FailureState, Failure> {
-        let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
-        let result: redis::RedisResult<(u32, i64)> = self
-            .state
-            .key(counter)
-            .key(lock)
-            .invoke_async(&mut conn)
-            .await;
+        let result: redis::RedisResult<(u32, i64)> =
+            self.state.key(self.key(key)).invoke_async(&mut conn).await;
         let (failures, lock_ms) = match result {
             Ok(value) => value,
             Err(error) => return Err(self.redis.failed(error).await),
@@ -240,53 +270,55 @@ impl FailureCounter for RedisFailureCounter {
         })
     }
 
-    async fn add_failure(
-        &self,
-        key: &str,
-        window: Duration,
-        lock_for: &(dyn Fn(u32) -> Option<Duration> + Send + Sync),
-    ) -> Result<FailureState, Failure> {
-        let (counter, lock) = self.keys(key);
+    async fn reserve(&self, charges: &[Charge<'_>]) -> Result<Reservation, Failure> {
+        let mut invocation = self.reserve.prepare_invoke();
+        for charge in charges {
+            let schedule = charge.policy.schedule_ms();
+            invocation
+                .key(self.key(charge.key))
+                .arg(millis(charge.policy.window).max(1))
+                .arg(schedule.len())
+                .arg(schedule);
+        }
         let mut conn = self.redis.connection().await?;
-        let result: redis::RedisResult<u32> = self
-            .add
-            .key(counter)
-            .arg(ms(window))
-            .invoke_async(&mut conn)
-            .await;
-        let failures = match result {
+        let result: redis::RedisResult<Vec<i64>> = invocation.invoke_async(&mut conn).await;
+        let answer = match result {
             Ok(value) => value,
             Err(error) => return Err(self.redis.failed(error).await),
         };
-        let mut locked_for_secs = None;
-        if let Some(duration) = lock_for(failures) {
-            let lock_ms = ms(duration);
-            // Locked attempts are refused before counting, so a later lock is
-            // never shorter than one in force.
-            let result: redis::RedisResult<redis::Value> = redis::cmd("SET")
-                .arg(&lock)
-                .arg(failures)
-                .arg("PX")
-                .arg(lock_ms)
-                .query_async(&mut conn)
-                .await;
-            if let Err(error) = result {
-                return Err(self.redis.failed(error).await);
-            }
-            locked_for_secs = secs_from_ms(i64::try_from(lock_ms).unwrap_or(i64::MAX));
+        match answer.as_slice() {
+            [0, left_ms] => Ok(Reservation::Refused {
+                retry_after_secs: secs_from_ms(*left_ms).unwrap_or(1),
+            }),
+            [1, counts @ ..] if counts.len() == charges.len() => Ok(Reservation::Reserved(
+                counts
+                    .iter()
+                    .map(|n| u32::try_from(*n).unwrap_or(u32::MAX))
+                    .collect(),
+            )),
+            other => Err(Failure::msg(format!(
+                "redis reservation: unexpected answer {other:?}"
+            ))),
         }
-        Ok(FailureState {
-            failures,
-            locked_for_secs,
-        })
+    }
+
+    async fn release(&self, key: &str) -> Result<(), Failure> {
+        let mut conn = self.redis.connection().await?;
+        let result: redis::RedisResult<i64> = self
+            .release
+            .key(self.key(key))
+            .invoke_async(&mut conn)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => Err(self.redis.failed(error).await),
+        }
     }
 
     async fn clear(&self, key: &str) -> Result<(), Failure> {
-        let (counter, lock) = self.keys(key);
         let mut conn = self.redis.connection().await?;
         redis::cmd("DEL")
-            .arg(counter)
-            .arg(lock)
+            .arg(self.key(key))
             .query_async::<i64>(&mut conn)
             .await
             .map(|_| ())

@@ -64,6 +64,95 @@ async fn an_account_locks_after_repeated_failures_then_unlocks() {
 }
 
 #[tokio::test]
+async fn parallel_wrong_guesses_get_no_more_password_checks_than_the_lockout_allows() {
+    // The default account lockout (5 then 10); the per-client budget and
+    // lockout out of the way, so only the account's count decides.
+    let app = spawn_with(Options {
+        env: vec![
+            ("PORTCULLIS_RATE_LIMIT_LOGIN_PER_MIN", "1000".to_owned()),
+            ("PORTCULLIS_RATE_LIMIT_LOGIN_BURST", "1000".to_owned()),
+            ("PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER", "100".to_owned()),
+            ("PORTCULLIS_CLIENT_LOCKOUT_LOCK_AFTER", "100".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (email, _) = app.new_user().await;
+
+    let wave = futures::future::join_all((0..40).map(|i| {
+        let app = &app;
+        let email = email.clone();
+        async move {
+            app.log_in(&email, &format!("parallel wrong guess {i}"))
+                .await
+        }
+    }))
+    .await;
+
+    // A 401 is a password checked; a 429 is refused before any check.
+    let mut checked = 0;
+    for resp in wave {
+        match resp.status() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert_rate_limited(resp).await;
+            }
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert!(
+        (1..=10).contains(&checked),
+        "{checked} of 40 parallel guesses were checked; the lock is at 10"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_failure_count_outlives_the_lock_up_to_the_daily_ceiling() {
+    let app = spawn_with(Options {
+        env: vec![
+            ("PORTCULLIS_LOCKOUT_SLOW_AFTER", "2".to_owned()),
+            ("PORTCULLIS_LOCKOUT_LOCK_AFTER", "2".to_owned()),
+            ("PORTCULLIS_LOCKOUT_DURATION_SECS", "1".to_owned()),
+            ("PORTCULLIS_LOCKOUT_MAX_FAILURES", "3".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (email, _) = app.new_user().await;
+    let wrong = "wrong password, wrong password";
+    for _ in 0..2 {
+        assert_problem(
+            app.log_in(&email, wrong).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_credentials",
+        )
+        .await;
+    }
+    assert!(assert_rate_limited(app.log_in(&email, wrong).await).await <= 1);
+
+    // The one-second lock ends; the count does not: the third failure
+    // reaches the ceiling, and the account is locked for the rest of the
+    // day, for the right password too.
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    assert_problem(
+        app.log_in(&email, wrong).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_credentials",
+    )
+    .await;
+    let retry_after = assert_rate_limited(app.log_in(&email, PASSWORD).await).await;
+    assert!(
+        retry_after > 23 * 3600 && retry_after <= 24 * 3600,
+        "Retry-After {retry_after}"
+    );
+    // Another account is not affected.
+    let (other, _) = app.new_user().await;
+    assert_eq!(app.log_in(&other, PASSWORD).await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn unknown_emails_lock_exactly_like_existing_ones() {
     let app = spawn_with(Options {
         env: lockout_env(),
@@ -261,12 +350,13 @@ async fn a_login_flood_gets_503s_while_other_endpoints_keep_answering() {
         ..Options::default()
     })
     .await;
-    let (email, tokens) = app.new_user().await;
+    let (_, tokens) = app.new_user().await;
+    // Distinct emails: one account's lockout would stop the flood before
+    // the hasher's queue does.
     let flood = futures::future::join_all((0..24).map(|i| {
         let app = &app;
-        let email = email.clone();
         async move {
-            app.log_in(&email, &format!("flood password number {i}"))
+            app.log_in(&format!("flood{i}@example.com"), "flood password, wrong")
                 .await
         }
     }));
