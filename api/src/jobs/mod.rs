@@ -8,8 +8,10 @@
 //! | revocation feed (in `portcullis-infra`) | `PORTCULLIS_REVOCATION_POLL_MS` | reads other instances' revocations into the cache |
 //! | `session_gauge` | 30 s | samples the active-session gauge |
 //! | `session_purger` | 1 h | deletes sessions ended before the retention period |
+//! | `event_purger` | 1 h | deletes audit events older than their retention period |
 //! | `limit_pruner` | 30 s | bounds the in-process rate limiter and failure counter (without Redis only) |
 
+pub mod event_purger;
 pub mod limit_pruner;
 pub mod session_gauge;
 pub mod session_purger;
@@ -17,6 +19,7 @@ pub mod shutdown;
 
 use std::sync::Arc;
 
+use portcullis_domain::audit::AuthEventRepository;
 use portcullis_domain::clock::Clock;
 use portcullis_domain::session::SessionRepository;
 use portcullis_infra::revocation::RevocationFeed;
@@ -32,6 +35,9 @@ pub struct JobPorts {
     pub metrics: Arc<Metrics>,
     /// Ended sessions are deleted this long after they end.
     pub session_retention: time::Duration,
+    pub events: Arc<dyn AuthEventRepository>,
+    /// Audit events are deleted this long after they occurred.
+    pub event_retention: time::Duration,
     pub revocation_feed: RevocationFeed,
     /// The in-process limit stores, when they are the ones in force.
     pub local_limits: Option<LocalLimits>,
@@ -58,8 +64,17 @@ pub fn start(ports: JobPorts) -> Jobs {
         "session purger",
         session_purger::run(
             ports.sessions,
-            ports.clock,
+            ports.clock.clone(),
             ports.session_retention,
+            jobs.shutdown(),
+        ),
+    );
+    jobs.spawn(
+        "event purger",
+        event_purger::run(
+            ports.events,
+            ports.clock,
+            ports.event_retention,
             jobs.shutdown(),
         ),
     );
