@@ -151,6 +151,7 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
         audit_port.clone(),
         clock.clone(),
     );
+    let events_for_jobs = events.clone();
     let audit_log = AuditLog::new(events);
     let auth = AuthService::new(
         AuthPorts {
@@ -192,6 +193,8 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             clock,
             metrics,
             session_retention: to_time(settings.session_retention),
+            events: events_for_jobs,
+            event_retention: to_time(settings.audit_retention),
             revocation_feed: feed,
         },
     })

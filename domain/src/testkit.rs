@@ -353,6 +353,20 @@ impl AuthEventRepository for InMemoryStore {
         found.truncate(usize::try_from(query.limit).unwrap());
         Ok(found)
     }
+    async fn purge_before(&self, cutoff: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
+        let mut state = self.0.lock().unwrap();
+        let mut old: Vec<(OffsetDateTime, Uuid)> = state
+            .events
+            .iter()
+            .filter(|e| e.at < cutoff)
+            .map(|e| (e.at, e.id))
+            .collect();
+        old.sort_unstable();
+        old.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let purged: HashSet<Uuid> = old.into_iter().map(|(_, id)| id).collect();
+        state.events.retain(|e| !purged.contains(&e.id));
+        Ok(purged.len() as u64)
+    }
 }
 
 /// Writes "no state change" events straight into the store.

@@ -1,6 +1,6 @@
-//! Abuse limits and the background audit writer: the in-process stores, the
-//! Redis stores shared by instances, the fallback from Redis to the process,
-//! and the bounded audit queue.
+//! Abuse limits: the in-process stores, the Redis stores shared by
+//! instances, and the fallback from Redis to the process. (The background
+//! audit writer is in `audit.rs`.)
 //!
 //! Redis is found through `PORTCULLIS_TEST_REDIS_URL` (default
 //! `redis://127.0.0.1:6379`). The tests that need it are `#[ignore]`d so
@@ -14,23 +14,15 @@
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use async_trait::async_trait;
-use portcullis_domain::audit::{
-    AuditSink, AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
-};
-use portcullis_domain::context::RequestContext;
 use portcullis_domain::error::Failure;
 use portcullis_domain::limits::{
     Bucket, Charge, Decision, FailureCounter, FailureState, LockoutPolicy, RateLimiter, Reservation,
 };
-use portcullis_infra::audit::BackgroundAudit;
-use portcullis_infra::db::{Database, DbOptions};
 use portcullis_infra::limits::{
     FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter, MAX_KEYS,
     Quota, Quotas, RedisFailureCounter, RedisRateLimiter, connect_redis,
 };
-use time::{Duration, OffsetDateTime};
-use tokio::sync::{Notify, Semaphore};
+use time::Duration;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -227,96 +219,6 @@ async fn forget(prefix: &str) {
             .query_async(&mut conn)
             .await
             .unwrap();
-    }
-}
-
-/// Now, at the millisecond precision storage keeps.
-fn now() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc();
-    now.replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-        .unwrap()
-}
-
-fn failed_login(n: usize) -> AuthEvent {
-    AuthEvent::new(
-        AuthEventKind::LoginFailed,
-        Outcome::Failure,
-        now(),
-        &RequestContext::default(),
-    )
-    .detail(format!("attempt {n}"))
-}
-
-async fn memory_db() -> Database {
-    let db = Database::connect("sqlite::memory:", &DbOptions::default())
-        .await
-        .unwrap();
-    db.migrate().await.unwrap();
-    db
-}
-
-async fn stored(db: &Database) -> Vec<Uuid> {
-    db.events()
-        .query(&EventQuery {
-            limit: 10_000,
-            ..EventQuery::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.id)
-        .collect()
-}
-
-/// Newest first, as the repository answers.
-fn newest_first(events: &[AuthEvent]) -> Vec<Uuid> {
-    events.iter().rev().map(|e| e.id).collect()
-}
-
-/// A repository whose writes hang until released, like a database that
-/// stopped answering.
-struct StalledRepository {
-    inner: Arc<dyn AuthEventRepository>,
-    entered: Notify,
-    gate: Semaphore,
-}
-
-impl StalledRepository {
-    fn new(inner: Arc<dyn AuthEventRepository>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            entered: Notify::new(),
-            gate: Semaphore::new(0),
-        })
-    }
-
-    /// Waits until a write is under way (and stuck).
-    async fn until_writing(&self) {
-        tokio::time::timeout(StdDuration::from_secs(30), self.entered.notified())
-            .await
-            .expect("the writer never wrote");
-    }
-
-    /// Lets every write through from now on.
-    fn release(&self) {
-        self.gate.add_permits(Semaphore::MAX_PERMITS / 2);
-    }
-}
-
-#[async_trait]
-impl AuthEventRepository for StalledRepository {
-    async fn append(&self, events: &[AuthEvent]) -> Result<(), Failure> {
-        self.entered.notify_one();
-        let _pass = self
-            .gate
-            .acquire()
-            .await
-            .map_err(|_| Failure::msg("gate closed"))?;
-        self.inner.append(events).await
-    }
-
-    async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, Failure> {
-        self.inner.query(query).await
     }
 }
 
@@ -957,80 +859,4 @@ async fn fallbacks_ride_out_a_hanging_redis_and_use_it_again_when_it_returns() {
         tokio::time::sleep(StdDuration::from_millis(250)).await;
     }
     forget(&prefix).await;
-}
-
-// ---------------------------------------------------------------------------
-// Background audit writer
-// ---------------------------------------------------------------------------
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn background_audit_persists_recorded_events_after_flush() {
-    let db = memory_db().await;
-    let (audit, flusher) = BackgroundAudit::spawn(Arc::new(db.events()), 1_024);
-    // More than one batch of the writer.
-    let events: Vec<AuthEvent> = (0..600).map(failed_login).collect();
-
-    for event in &events {
-        audit.record(event.clone());
-    }
-    flusher.flush(StdDuration::from_secs(30)).await;
-
-    assert_eq!(stored(&db).await, newest_first(&events));
-    assert_eq!(audit.dropped(), 0);
-
-    // And again: the writer keeps going after a flush.
-    let more = failed_login(600);
-    audit.record(more.clone());
-    flusher.flush(StdDuration::from_secs(30)).await;
-    assert_eq!(stored(&db).await.first(), Some(&more.id));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_audit_queue_drops_instead_of_blocking() {
-    let db = memory_db().await;
-    let stalled = StalledRepository::new(Arc::new(db.events()));
-    let (audit, flusher) = BackgroundAudit::spawn(stalled.clone(), 4);
-    let events: Vec<AuthEvent> = (0..11).map(failed_login).collect();
-
-    // The writer takes the first event and hangs on the database...
-    audit.record(events[0].clone());
-    stalled.until_writing().await;
-    // ...so four more fill the queue and the rest are dropped, at once.
-    for event in &events[1..] {
-        audit.record(event.clone());
-    }
-    assert_eq!(audit.dropped(), 6);
-
-    stalled.release();
-    flusher.flush(StdDuration::from_secs(30)).await;
-    assert_eq!(stored(&db).await, newest_first(&events[..5]));
-
-    // With room again, nothing more is dropped.
-    let late = failed_login(11);
-    audit.record(late.clone());
-    flusher.flush(StdDuration::from_secs(30)).await;
-    assert_eq!(stored(&db).await.first(), Some(&late.id));
-    assert_eq!(audit.dropped(), 6);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flush_gives_up_after_its_timeout_when_storage_hangs() {
-    let db = memory_db().await;
-    let stalled = StalledRepository::new(Arc::new(db.events()));
-    let (audit, flusher) = BackgroundAudit::spawn(stalled.clone(), 1);
-    audit.record(failed_login(0));
-    stalled.until_writing().await;
-    // The queue is full behind the hung write.
-    audit.record(failed_login(1));
-
-    // Shutdown must not wait longer than it asked to; the outer bound only
-    // turns a hang into a failure.
-    let flushed = tokio::time::timeout(
-        StdDuration::from_secs(30),
-        flusher.flush(StdDuration::from_millis(100)),
-    )
-    .await;
-
-    assert!(flushed.is_ok(), "flush waited past its timeout");
-    assert!(stored(&db).await.is_empty());
 }

@@ -9,13 +9,16 @@
 //! | revocation feed (in `portcullis-infra`) | `PORTCULLIS_REVOCATION_POLL_MS` | reads other instances' revocations into the cache |
 //! | `session_gauge` | 30 s | samples the active-session gauge |
 //! | `session_purger` | 1 h | deletes sessions ended before the retention period |
+//! | `event_purger` | 1 h | deletes audit events older than their retention period |
 
+pub mod event_purger;
 pub mod session_gauge;
 pub mod session_purger;
 pub mod shutdown;
 
 use std::sync::Arc;
 
+use portcullis_domain::audit::AuthEventRepository;
 use portcullis_domain::clock::Clock;
 use portcullis_domain::session::SessionRepository;
 use portcullis_infra::revocation::RevocationFeed;
@@ -30,6 +33,9 @@ pub struct JobPorts {
     pub metrics: Arc<Metrics>,
     /// Ended sessions are deleted this long after they end.
     pub session_retention: time::Duration,
+    pub events: Arc<dyn AuthEventRepository>,
+    /// Audit events are deleted this long after they occurred.
+    pub event_retention: time::Duration,
     pub revocation_feed: RevocationFeed,
 }
 
@@ -51,8 +57,17 @@ pub fn start(ports: JobPorts) -> Jobs {
         "session purger",
         session_purger::run(
             ports.sessions,
-            ports.clock,
+            ports.clock.clone(),
             ports.session_retention,
+            jobs.shutdown(),
+        ),
+    );
+    jobs.spawn(
+        "event purger",
+        event_purger::run(
+            ports.events,
+            ports.clock,
+            ports.event_retention,
             jobs.shutdown(),
         ),
     );

@@ -19,7 +19,7 @@ use std::time::Duration;
 use portcullis_domain::limits::LockoutPolicy;
 use secrecy::SecretString;
 
-use crate::settings::variables::{CidrList, OnOff, lockout, millis, parse, quotas, secs};
+use crate::settings::variables::{CidrList, OnOff, days, lockout, millis, parse, quotas, secs};
 pub use crate::settings::variables::{ProcessEnv, SettingsError, Source};
 
 /// Log output format.
@@ -60,6 +60,9 @@ pub struct Settings {
     /// `PORTCULLIS_SESSION_RETENTION_DAYS` (default 30): ended sessions are
     /// deleted this long after they end.
     pub session_retention: Duration,
+    /// `PORTCULLIS_AUDIT_RETENTION_DAYS` (default 400): audit events are
+    /// deleted this long after they occurred.
+    pub audit_retention: Duration,
     /// `PORTCULLIS_SESSION_IDLE_TTL_SECS` (default 7 days).
     pub session_idle_ttl: Duration,
     /// `PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS` (default 30 days).
@@ -144,13 +147,8 @@ impl Settings {
         } else {
             10
         };
-        let retention_days: u64 = parse(source, "PORTCULLIS_SESSION_RETENTION_DAYS", 30)?;
-        if !(1..=36_500).contains(&retention_days) {
-            return Err(SettingsError {
-                var: "PORTCULLIS_SESSION_RETENTION_DAYS",
-                reason: "must be between 1 and 36500".to_owned(),
-            });
-        }
+        let retention_days = days(source, "PORTCULLIS_SESSION_RETENTION_DAYS", 30)?;
+        let audit_retention_days = days(source, "PORTCULLIS_AUDIT_RETENTION_DAYS", 400)?;
         let settings = Self {
             bind: parse(
                 source,
@@ -169,6 +167,7 @@ impl Settings {
             access_token_ttl: secs(source, "PORTCULLIS_ACCESS_TOKEN_TTL_SECS", 900, 1)?,
             session_idle_ttl: secs(source, "PORTCULLIS_SESSION_IDLE_TTL_SECS", 7 * 86_400, 1)?,
             session_retention: Duration::from_secs(86_400 * retention_days),
+            audit_retention: Duration::from_secs(86_400 * audit_retention_days),
             session_absolute_ttl: secs(
                 source,
                 "PORTCULLIS_SESSION_ABSOLUTE_TTL_SECS",
@@ -299,10 +298,14 @@ mod tests {
         let err =
             Settings::from_source(&[("PORTCULLIS_CLIENT_LOCKOUT_WINDOW_SECS", "0")]).unwrap_err();
         assert_eq!(err.var, "PORTCULLIS_CLIENT_LOCKOUT_DURATION_SECS");
-        for days in ["0", "36501", "-1", "soon"] {
-            let err =
-                Settings::from_source(&[("PORTCULLIS_SESSION_RETENTION_DAYS", days)]).unwrap_err();
-            assert_eq!(err.var, "PORTCULLIS_SESSION_RETENTION_DAYS");
+        for var in [
+            "PORTCULLIS_SESSION_RETENTION_DAYS",
+            "PORTCULLIS_AUDIT_RETENTION_DAYS",
+        ] {
+            for days in ["0", "36501", "-1", "soon"] {
+                let err = Settings::from_source(&[(var, days)]).unwrap_err();
+                assert_eq!(err.var, var);
+            }
         }
     }
 
@@ -311,6 +314,7 @@ mod tests {
         let sqlite = Settings::from_source(&[]).unwrap();
         assert_eq!(sqlite.db_max_connections, 4);
         assert_eq!(sqlite.session_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(sqlite.audit_retention, Duration::from_secs(400 * 86_400));
         let postgres =
             Settings::from_source(&[("DATABASE_URL", "postgres://u@127.0.0.1/db")]).unwrap();
         assert_eq!(postgres.db_max_connections, 10);
@@ -318,10 +322,12 @@ mod tests {
             ("DATABASE_URL", "postgres://u@127.0.0.1/db"),
             ("PORTCULLIS_DB_MAX_CONNECTIONS", "3"),
             ("PORTCULLIS_SESSION_RETENTION_DAYS", "7"),
+            ("PORTCULLIS_AUDIT_RETENTION_DAYS", "90"),
         ])
         .unwrap();
         assert_eq!(set.db_max_connections, 3);
         assert_eq!(set.session_retention, Duration::from_secs(7 * 86_400));
+        assert_eq!(set.audit_retention, Duration::from_secs(90 * 86_400));
     }
 
     #[test]

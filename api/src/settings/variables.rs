@@ -211,6 +211,22 @@ pub(super) fn secs(
     Ok(Duration::from_secs(value))
 }
 
+/// A whole number of days between 1 and 100 years (retention periods).
+pub(super) fn days(
+    source: &dyn Source,
+    var: &'static str,
+    default: u64,
+) -> Result<u64, SettingsError> {
+    let value: u64 = parse(source, var, default)?;
+    if !(1..=36_500).contains(&value) {
+        return Err(SettingsError {
+            var,
+            reason: "must be between 1 and 36500".to_owned(),
+        });
+    }
+    Ok(value)
+}
+
 pub(super) fn millis(
     source: &dyn Source,
     var: &'static str,

@@ -70,6 +70,14 @@ impl AuthEventKind {
         Self::ALL.into_iter().find(|kind| kind.as_str() == raw)
     }
 
+    /// Whether anyone, unauthenticated, can cause this kind at will and
+    /// with no state change (a rejected bearer token, a refused request).
+    /// A sink may fold repeats of such an event from one client into one
+    /// event with a count, and drops these first when it must drop.
+    pub fn is_client_noise(self) -> bool {
+        matches!(self, Self::AccessTokenRejected | Self::RateLimitHit)
+    }
+
     /// How an operator should weigh it.
     pub fn severity(self) -> Severity {
         match self {
@@ -205,13 +213,21 @@ pub struct EventQuery {
     pub limit: u64,
 }
 
-/// Where audit events live. Append-only: there is no update or delete.
+/// Where audit events live. Append-only: there is no update, and the only
+/// delete is the retention purge.
 #[async_trait]
 pub trait AuthEventRepository: Send + Sync + 'static {
     /// Appends events in one transaction.
     async fn append(&self, events: &[AuthEvent]) -> Result<(), Failure>;
     /// Events matching `query`, newest first.
     async fn query(&self, query: &EventQuery) -> Result<Vec<AuthEvent>, Failure>;
+    /// Deletes at most `limit` events that occurred strictly before
+    /// `cutoff`, oldest first, and says how many went. For the retention
+    /// job only: nothing the API does deletes an event.
+    ///
+    /// # Errors
+    /// A `Failure` when storage cannot answer; nothing is deleted then.
+    async fn purge_before(&self, cutoff: OffsetDateTime, limit: u64) -> Result<u64, Failure>;
 }
 
 #[cfg(test)]
@@ -226,6 +242,21 @@ mod tests {
         assert_eq!(
             AuthEventKind::RefreshTokenReuseDetected.severity(),
             Severity::Critical
+        );
+    }
+
+    #[test]
+    fn only_what_anyone_can_repeat_is_noise() {
+        let noise: Vec<_> = AuthEventKind::ALL
+            .into_iter()
+            .filter(|kind| kind.is_client_noise())
+            .collect();
+        assert_eq!(
+            noise,
+            [
+                AuthEventKind::RateLimitHit,
+                AuthEventKind::AccessTokenRejected
+            ]
         );
     }
 

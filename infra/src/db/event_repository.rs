@@ -12,6 +12,8 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
 };
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 use super::Database;
 use super::convert::{from_millis, to_millis};
@@ -19,7 +21,8 @@ use super::entity::auth_event;
 use super::error::{corrupt, store_error};
 use super::write::Decision;
 
-/// The audit trail in `auth_events`. Append-only: no update, no delete.
+/// The audit trail in `auth_events`. Append-only: no update, and no delete
+/// but the retention purge.
 #[derive(Clone)]
 pub struct SeaOrmAuthEventRepository {
     db: Database,
@@ -130,5 +133,33 @@ impl AuthEventRepository for SeaOrmAuthEventRepository {
             .into_iter()
             .map(to_domain)
             .collect()
+    }
+
+    async fn purge_before(&self, cutoff: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
+        let before = to_millis(cutoff);
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            // Oldest first through `ix_auth_events_occurred_at`, a bounded
+            // batch per statement, so a purge never holds the writer long.
+            let ids: Vec<Uuid> = auth_event::Entity::find()
+                .select_only()
+                .column(auth_event::Column::Id)
+                .filter(auth_event::Column::OccurredAt.lt(before))
+                .order_by_asc(auth_event::Column::OccurredAt)
+                .limit(limit)
+                .into_tuple()
+                .all(tx.txn())
+                .await?;
+            if ids.is_empty() {
+                return Ok(Decision::Rollback(0));
+            }
+            let deleted = auth_event::Entity::delete_many()
+                .filter(auth_event::Column::Id.is_in(ids))
+                .exec(tx.txn())
+                .await?;
+            Ok(Decision::Commit(deleted.rows_affected))
+        }
+        .await;
+        tx.settle(body).await
     }
 }

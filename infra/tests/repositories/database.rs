@@ -21,7 +21,10 @@ use crate::support::{
     refreshed, session_for, task_for, token, unmigrated_contract_tests, user_with_email,
 };
 
-unmigrated_contract_tests!(migrations_are_idempotent_and_safe_to_race);
+unmigrated_contract_tests!(
+    migrations_are_idempotent_and_safe_to_race,
+    stored_emails_are_normalised_and_look_alikes_left_alone,
+);
 
 contract_tests!(
     foreign_keys_are_enforced_on_every_connection,
@@ -45,6 +48,98 @@ async fn migrations_are_idempotent_and_safe_to_race(db: &Database) {
     let user = new_user(db).await;
     assert!(db.users().find_by_id(user.id).await.unwrap().is_some());
     db.ping().await.expect("ping");
+}
+
+/// Rows written as the releases before NFC wrote them (trimmed and
+/// lowercased only), then every migration from `normalize_emails` on.
+async fn stored_emails_are_normalised_and_look_alikes_left_alone(db: &Database) {
+    use portcullis_migration::{Migrator, MigratorTrait};
+    let conn = db.connection();
+    let before_ours = Migrator::get_migration_with_status(conn)
+        .await
+        .unwrap()
+        .iter()
+        .position(|m| m.name() == "m20261201_130000_normalize_emails")
+        .expect("the migration is registered");
+    Migrator::up(conn, Some(u32::try_from(before_ours).unwrap()))
+        .await
+        .unwrap();
+    let rows = [
+        ("plain", "plain@example.com"),
+        // Decomposed é, nobody holds the composed form: normalised.
+        ("decomposed", "jose\u{301}@example.com"),
+        // Decomposed é whose composed form is another account: both stay.
+        ("composed_holder", "ren\u{e9}@example.com"),
+        ("decomposed_twin", "rene\u{301}@example.com"),
+        // Two orders of the same two marks: the first is normalised, the
+        // second then collides with it and stays.
+        ("marks_one_order", "a\u{323}\u{302}@example.com"),
+        ("marks_other_order", "a\u{302}\u{323}@example.com"),
+        // Characters sign-up now refuses: left alone.
+        ("zero_width", "alice\u{200b}@example.com"),
+        ("bidi", "\u{202e}evil@example.com"),
+    ];
+    let backend = conn.get_database_backend();
+    let mut ids = std::collections::HashMap::new();
+    for (name, email) in rows {
+        let id = uuid::Uuid::now_v7();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)"
+            }
+            _ => {
+                "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+            }
+        };
+        conn.execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [
+                id.into(),
+                email.into(),
+                "$argon2id$stub".into(),
+                0i64.into(),
+                0i64.into(),
+            ],
+        ))
+        .await
+        .unwrap();
+        ids.insert(name, id);
+    }
+
+    db.migrate()
+        .await
+        .expect("the migration runs over look-alikes");
+
+    let mut emails = std::collections::HashMap::new();
+    for (name, id) in &ids {
+        let user = db
+            .users()
+            .find_by_id(UserId::from_uuid(*id))
+            .await
+            .unwrap()
+            .expect("no account is deleted or merged");
+        emails.insert(*name, user.email.as_str().to_owned());
+    }
+    let expect = |name: &str, email: &str| assert_eq!(emails[name], email, "{name}");
+    expect("plain", "plain@example.com");
+    expect("decomposed", "jos\u{e9}@example.com");
+    expect("composed_holder", "ren\u{e9}@example.com");
+    expect("decomposed_twin", "rene\u{301}@example.com");
+    expect("marks_one_order", "\u{1ead}@example.com");
+    expect("marks_other_order", "a\u{302}\u{323}@example.com");
+    expect("zero_width", "alice\u{200b}@example.com");
+    expect("bidi", "\u{202e}evil@example.com");
+    // And the normalised account is the one log-in now finds.
+    let found = db
+        .users()
+        .find_by_email(&portcullis_domain::email::Email::parse("jose\u{301}@example.com").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.id.as_uuid(), ids["decomposed"]);
+    // Running again changes nothing.
+    db.migrate().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 //! `AuthEventRepository`: querying (filters, paging), bounding hostile
-//! strings, large appends and durability across a reconnect.
+//! strings, large appends, the retention purge and durability across a
+//! reconnect.
 
 use portcullis_domain::audit::{
     AuthEvent, AuthEventKind, AuthEventRepository, EventQuery, Outcome,
@@ -17,6 +18,7 @@ contract_tests!(
     events_are_filtered_and_paged_newest_first,
     attacker_controlled_strings_are_stored_bounded_and_clean,
     a_large_append_is_stored_whole,
+    the_purge_deletes_only_events_before_the_cutoff_oldest_first_in_batches,
 );
 
 /// Eight events a second apart from `t0`, oldest first, of two users and
@@ -260,6 +262,48 @@ async fn a_large_append_is_stored_whole(db: &Database) {
     let stored = all_events(db).await;
     assert_eq!(stored.len(), batch.len());
     assert_eq!(stored.first().map(|e| e.id), batch.last().map(|e| e.id));
+}
+
+async fn the_purge_deletes_only_events_before_the_cutoff_oldest_first_in_batches(db: &Database) {
+    let events = db.events();
+    let cutoff = now() - Duration::days(400);
+    // Five events before the cutoff (appended newest first, so id order and
+    // time order disagree), one exactly at it and two after it, of a user
+    // whose sign-up (now) must survive too.
+    let signup = signed_up(db).await;
+    let old: Vec<AuthEvent> = [5, 1, 4, 2, 3]
+        .into_iter()
+        .map(|days| event(AuthEventKind::LoginFailed, cutoff - Duration::days(days)))
+        .collect();
+    let at_cutoff = event(AuthEventKind::RateLimitHit, cutoff);
+    let recent = vec![
+        event(
+            AuthEventKind::AccessTokenRejected,
+            cutoff + Duration::milliseconds(1),
+        ),
+        event(AuthEventKind::LoginSucceeded, now()).user(signup.user.id),
+    ];
+    events.append(&old).await.unwrap();
+    events
+        .append(std::slice::from_ref(&at_cutoff))
+        .await
+        .unwrap();
+    events.append(&recent).await.unwrap();
+
+    // A batch of two takes the two oldest.
+    assert_eq!(events.purge_before(cutoff, 2).await.unwrap(), 2);
+    let left = ids(&all_events(db).await);
+    assert!(!left.contains(&old[0].id) && !left.contains(&old[2].id));
+    assert!(left.contains(&old[1].id) && left.contains(&old[3].id) && left.contains(&old[4].id));
+
+    // Then the rest, and nothing at or after the cutoff.
+    assert_eq!(events.purge_before(cutoff, 1_000).await.unwrap(), 3);
+    assert_eq!(events.purge_before(cutoff, 1_000).await.unwrap(), 0);
+    let mut kept = vec![signup.event.id, at_cutoff.id, recent[0].id, recent[1].id];
+    kept.sort_unstable_by(|a, b| b.cmp(a));
+    let mut left = ids(&all_events(db).await);
+    left.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(left, kept);
 }
 
 /// Appends events, closes every connection, connects again (running the

@@ -223,3 +223,176 @@ async fn rejected_tokens_and_rate_limits_are_recorded_for_operators() {
     );
     app.stop().await;
 }
+
+/// The database the app of `data_dir` (and maybe `database_url`) uses.
+fn database_url_of(data_dir: &std::path::Path, database_url: Option<&str>) -> String {
+    database_url.map_or_else(
+        || portcullis_infra::db::sqlite_url(&data_dir.join("portcullis.db")),
+        str::to_owned,
+    )
+}
+
+/// Every stored (kind, detail), read straight from the table.
+async fn stored_kinds(url: &str) -> Vec<(String, Option<String>)> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = sea_orm::Database::connect(url).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT kind, detail FROM auth_events",
+        ))
+        .await
+        .unwrap();
+    let found = rows
+        .iter()
+        .map(|r| {
+            (
+                r.try_get::<String>("", "kind").unwrap(),
+                r.try_get::<Option<String>>("", "detail").unwrap(),
+            )
+        })
+        .collect();
+    db.close().await.unwrap();
+    found
+}
+
+/// How many events the rows of `kind` stand for: 1 each, or N for a
+/// summary whose detail ends with `count=N`.
+fn represented(rows: &[(String, Option<String>)], kind: &str) -> u64 {
+    rows.iter()
+        .filter(|(k, _)| k == kind)
+        .map(|(_, detail)| {
+            detail
+                .as_deref()
+                .and_then(|d| d.rsplit_once("count="))
+                .map_or(1, |(_, n)| n.parse::<u64>().unwrap())
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_tokens_and_refusals_from_one_client_is_a_few_counted_rows() {
+    let app = spawn_with(Options {
+        env: vec![
+            ("PORTCULLIS_RATE_LIMIT_LOGIN_PER_MIN", "1".to_owned()),
+            ("PORTCULLIS_RATE_LIMIT_LOGIN_BURST", "1".to_owned()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    for _ in 0..300 {
+        let resp = app.me("a.b.c").await;
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    }
+    app.log_in("nobody@example.com", PASSWORD).await;
+    for _ in 0..100 {
+        let resp = app.log_in("nobody@example.com", PASSWORD).await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
+    // Stopping flushes the queue and the counts of the open windows.
+    let (dir, data_dir, database_url) = app.stop_keeping_data().await;
+    let rows = stored_kinds(&database_url_of(&data_dir, database_url.as_deref())).await;
+
+    let rejected: Vec<_> = rows
+        .iter()
+        .filter(|(k, _)| k == "access_token_rejected")
+        .collect();
+    assert!(
+        (1..=5).contains(&rejected.len()),
+        "300 bad tokens wrote {} rows",
+        rejected.len()
+    );
+    assert!(
+        rejected.contains(&&(
+            "access_token_rejected".to_owned(),
+            Some("malformed".to_owned())
+        )),
+        "the first is recorded as it came: {rejected:?}"
+    );
+    assert!(
+        rejected
+            .iter()
+            .any(|(_, d)| d.as_deref().is_some_and(|d| d.contains("count="))),
+        "{rejected:?}"
+    );
+    assert_eq!(
+        represented(&rows, "access_token_rejected"),
+        300,
+        "{rejected:?}"
+    );
+
+    let limited: Vec<_> = rows.iter().filter(|(k, _)| k == "rate_limit_hit").collect();
+    assert!((1..=5).contains(&limited.len()), "{limited:?}");
+    assert_eq!(represented(&rows, "rate_limit_hit"), 100, "{limited:?}");
+    // The one log-in that was let through is recorded as itself.
+    assert_eq!(
+        rows.iter().filter(|(k, _)| k == "login_failed").count(),
+        1,
+        "{rows:?}"
+    );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn events_older_than_the_retention_are_purged() {
+    use portcullis_domain::audit::{AuthEvent, AuthEventKind, AuthEventRepository, Outcome};
+    use portcullis_domain::context::RequestContext;
+
+    let app = spawn_app().await;
+    let (_, tokens) = app.new_user().await;
+    let (dir, data_dir, database_url) = app.stop_keeping_data().await;
+    let url = database_url_of(&data_dir, database_url.as_deref());
+
+    // Events of 31 and 29 days ago, written as the service writes them.
+    let db = portcullis_infra::db::Database::connect(&url, &Default::default())
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let at = |days: i64| {
+        AuthEvent::new(
+            AuthEventKind::LoginFailed,
+            Outcome::Failure,
+            now - time::Duration::days(days),
+            &RequestContext::default(),
+        )
+        .detail(format!("{days}_days_old"))
+    };
+    db.events().append(&[at(31), at(29)]).await.unwrap();
+    db.connection().clone().close().await.unwrap();
+    drop(db);
+
+    let app = spawn_with(Options {
+        env: vec![("PORTCULLIS_AUDIT_RETENTION_DAYS", "30".to_owned())],
+        data_dir: Some(data_dir),
+        database_url,
+    })
+    .await;
+    // The purge runs at start and then hourly: wait for it to have run.
+    let mut rows = stored_kinds(&url).await;
+    for _ in 0..100 {
+        if !rows
+            .iter()
+            .any(|(_, d)| d.as_deref() == Some("31_days_old"))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        rows = stored_kinds(&url).await;
+    }
+    assert!(
+        !rows
+            .iter()
+            .any(|(_, d)| d.as_deref() == Some("31_days_old")),
+        "an event past the retention survived: {rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .any(|(_, d)| d.as_deref() == Some("29_days_old"))
+    );
+    assert!(rows.iter().any(|(k, _)| k == "signup"));
+    // And the user's own trail still reads.
+    let page = events(&app, &tokens.access, &[]).await;
+    assert_eq!(types(&page), ["signup"]);
+    app.stop().await;
+    drop(dir);
+}

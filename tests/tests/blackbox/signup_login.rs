@@ -333,3 +333,48 @@ async fn health_and_docs_are_served() {
     assert_eq!(yaml.status(), StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn look_alike_emails_cannot_make_a_second_account() {
+    let app = spawn_app().await;
+    let alice = Tokens::from(app.sign_up("alice@example.com", PASSWORD).await).await;
+    // The same address with a precomposed í, the way most keyboards type it.
+    let composed = Tokens::from(app.sign_up("al\u{ed}ce@example.com", PASSWORD).await).await;
+    assert_ne!(alice.body["user"]["id"], composed.body["user"]["id"]);
+
+    // Invisible and direction characters are refused, naming the character.
+    for (email, named) in [
+        ("alice\u{200b}@example.com", "U+200B"),
+        ("\u{202e}alice@example.com", "U+202E"),
+        ("\u{202e}evil@example.com", "U+202E"),
+        ("ali\u{feff}ce@example.com", "U+FEFF"),
+    ] {
+        let problem = assert_problem(
+            app.sign_up(email, PASSWORD).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        )
+        .await;
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.contains(named), "{email:?}: {detail}");
+        // Log-in refuses them the same way, before any account is looked up.
+        assert_problem(
+            app.log_in(email, PASSWORD).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_email",
+        )
+        .await;
+    }
+
+    // The decomposed í (i + U+0301) is the same address after NFC.
+    assert_problem(
+        app.sign_up("ali\u{301}ce@example.com", PASSWORD).await,
+        StatusCode::CONFLICT,
+        "email_taken",
+    )
+    .await;
+    let login = Tokens::from(app.log_in("ali\u{301}ce@example.com", PASSWORD).await).await;
+    assert_eq!(login.body["user"]["id"], composed.body["user"]["id"]);
+    assert_eq!(login.body["user"]["email"], "al\u{ed}ce@example.com");
+    app.stop().await;
+}

@@ -121,3 +121,66 @@ async fn users_and_sessions_of_the_first_release_work_after_upgrading() {
     assert_eq!(app.me(&tokens.access).await.status(), StatusCode::OK);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_account_stored_with_a_decomposed_email_logs_in_by_either_form_after_upgrading() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match fresh_database_url().await {
+        Some(url) => url,
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("portcullis.db").display()
+        ),
+    };
+    let db = sea_orm::Database::connect(&url).await.unwrap();
+    Migrator::up(&db, Some(FIRST_RELEASE_MIGRATIONS))
+        .await
+        .unwrap();
+    let hash = Argon2Hasher::new(HashPoolConfig {
+        workers: 1,
+        queue: 4,
+    })
+    .unwrap()
+    .hash(&Password::new(PASSWORD.to_owned()))
+    .await
+    .unwrap();
+    let backend = db.get_database_backend();
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)"
+    } else {
+        "INSERT INTO users (id, email, password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?)"
+    };
+    let user_id = uuid::Uuid::now_v7();
+    // The first release lowercased only: "josé" typed as e + U+0301.
+    db.execute_raw(Statement::from_sql_and_values(
+        backend,
+        sql,
+        vec![
+            user_id.into(),
+            "jose\u{301}@example.com".into(),
+            hash.as_str().into(),
+            0i64.into(),
+            0i64.into(),
+        ],
+    ))
+    .await
+    .unwrap();
+    drop(db);
+
+    let app = spawn_with(Options {
+        data_dir: Some(dir.path().to_path_buf()),
+        database_url: Some(url),
+        ..Options::default()
+    })
+    .await;
+    for typed in ["jos\u{e9}@example.com", "jose\u{301}@example.com"] {
+        let login = app.log_in(typed, PASSWORD).await;
+        assert_eq!(login.status(), StatusCode::OK, "{typed:?}");
+        let tokens = Tokens::from(login).await;
+        assert_eq!(tokens.body["user"]["id"], user_id.to_string());
+        assert_eq!(tokens.body["user"]["email"], "jos\u{e9}@example.com");
+    }
+    let taken = app.sign_up("jos\u{e9}@example.com", PASSWORD).await;
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    app.stop().await;
+}

@@ -13,7 +13,9 @@ use crate::problem::ApiError;
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct Credentials {
-    /// An email address; it is trimmed and lowercased.
+    /// An email address; it is trimmed, Unicode NFC-normalised and
+    /// lowercased. Control, invisible format (zero-width) and bidirectional
+    /// control characters are refused.
     #[oai(validator(max_length = 320))]
     pub email: String,
     /// 15 to 128 characters (by default); spaces and emoji welcome; not a
@@ -76,5 +78,20 @@ mod tests {
         assert_eq!(error.status(), 422);
         assert_eq!(error.problem.code, "invalid_email");
         assert_eq!(error.retry_after, None);
+    }
+
+    #[test]
+    fn invisible_and_direction_characters_are_a_422_naming_the_character() {
+        for (email, named) in [
+            ("alice\u{200b}@example.com", "U+200B"),
+            ("\u{202e}evil@example.com", "U+202E"),
+            ("ali\u{1b}ce@example.com", "U+001B"),
+        ] {
+            let error = credentials(email).try_into_domain().unwrap_err();
+            assert_eq!(error.status(), 422);
+            assert_eq!(error.problem.code, "invalid_email");
+            let detail = &error.problem.detail;
+            assert!(detail.contains(named), "{detail}");
+        }
     }
 }
