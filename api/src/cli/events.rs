@@ -249,7 +249,7 @@ mod tests {
         assert!(parse_ip("203.0.113.7").is_ok());
         assert!(parse_ip("2001:db8::1").is_ok());
         assert!(
-            parse_ip("203.0.113.7\n")
+            parse_ip("203.0.113.7\nx")
                 .unwrap_err()
                 .to_string()
                 .lines()

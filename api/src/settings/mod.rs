@@ -358,6 +358,8 @@ mod tests {
         assert_eq!(settings.trusted_proxies.len(), 3);
         assert_eq!(settings.client_ip_header, ForwardedHeader::XForwardedFor);
         assert_eq!(settings.ipv6_prefix, 64);
+        assert!(!settings.rate_limit);
+        assert_eq!(settings.quotas.log_in.per_minute, 7);
         let settings = Settings::from_source(&[
             ("PORTCULLIS_CLIENT_IP_HEADER", "Forwarded"),
             ("PORTCULLIS_IPV6_PREFIX", "56"),
@@ -365,7 +367,5 @@ mod tests {
         .unwrap();
         assert_eq!(settings.client_ip_header, ForwardedHeader::Forwarded);
         assert_eq!(settings.ipv6_prefix, 56);
-        assert!(!settings.rate_limit);
-        assert_eq!(settings.quotas.log_in.per_minute, 7);
     }
 }
