@@ -46,7 +46,7 @@ impl Application {
     /// Any start-up failure, with context.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let db = open_database(&settings).await?;
-        db.migrate().await.context("applying migrations")?;
+        wiring::migrate(&db, &settings).await?;
         let keys = load_keys(&settings)?;
         let Wired { state, audit, jobs } = wiring::wire(&settings, db, keys).await?;
         let jobs = jobs::start(jobs);
@@ -64,7 +64,15 @@ impl Application {
         Ok(Self {
             acceptor,
             local_addr,
-            endpoint: routes(state, ClientIpPolicy::new(settings.trusted_proxies.clone())).boxed(),
+            endpoint: routes(
+                state,
+                ClientIpPolicy::new(
+                    settings.trusted_proxies.clone(),
+                    settings.client_ip_header,
+                    settings.ipv6_prefix,
+                ),
+            )
+            .boxed(),
             jobs,
             audit,
             shutdown_timeout: settings.shutdown_timeout,

@@ -20,7 +20,7 @@ use portcullis_infra::clock::SystemClock;
 use portcullis_infra::crypto::{
     Argon2Hasher, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
 };
-use portcullis_infra::db::{Database, DbOptions, sqlite_url};
+use portcullis_infra::db::{Database, DbOptions, ensure_data_dir, prepare_sqlite_file, sqlite_url};
 use portcullis_infra::limits::{
     FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter,
     RedisFailureCounter, RedisRateLimiter, connect_redis,
@@ -47,10 +47,10 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
     let url = match &settings.database_url {
         Some(url) => url.clone(),
         None => {
-            std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-                format!("creating data directory {}", settings.data_dir.display())
-            })?;
-            sqlite_url(&settings.data_dir.join("portcullis.db"))
+            ensure_data_dir(&settings.data_dir)?;
+            let file = settings.data_dir.join("portcullis.db");
+            prepare_sqlite_file(&file)?;
+            sqlite_url(&file)
         }
     };
     let options = DbOptions {
@@ -62,6 +62,23 @@ pub async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
         .await
         .context("connecting to the database")?;
     Ok(db)
+}
+
+/// Applies the migrations within `PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS`, so a
+/// database that accepts connections and then never answers stops the start
+/// with a clear error instead of hanging it.
+///
+/// # Errors
+/// A migration failed, or the deadline passed.
+pub async fn migrate(db: &Database, settings: &Settings) -> anyhow::Result<()> {
+    match tokio::time::timeout(settings.db_migrate_timeout, db.migrate()).await {
+        Ok(result) => result.context("applying migrations"),
+        Err(_) => anyhow::bail!(
+            "applying migrations: the database did not finish within {} s \
+             (PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS); is it reachable and answering?",
+            settings.db_migrate_timeout.as_secs()
+        ),
+    }
 }
 
 /// Loads the signing keys the settings ask for.

@@ -75,6 +75,28 @@ fn bad_configuration_stops_the_start_with_one_line_naming_the_variable() {
     }
 }
 
+#[test]
+fn bad_events_arguments_are_one_line_and_a_failed_exit_never_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    for args in [
+        &["events", "--since", "5\u{e9}"][..],
+        &["events", "--since", "99999999999999999999d"],
+        &["events", "--since", "9223372036854775807d"],
+        &["events", "--since", "1\nh"],
+        &["events", "--type", "nope"],
+        &["events", "--ip", "not an address"],
+    ] {
+        let out = run(args, &[("PORTCULLIS_DATA_DIR", data)]);
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {stderr}");
+        assert!(lines[0].starts_with("portcullis: --"), "{args:?}: {stderr}");
+    }
+}
+
 struct Server {
     child: Child,
     base: String,

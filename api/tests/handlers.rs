@@ -54,7 +54,7 @@ fn app_with(
         metrics: Arc::new(Metrics::new(Arc::new(|| 0), Arc::new(|| 0))),
     });
     (
-        TestClient::new(routes(state, ClientIpPolicy::new(Vec::new()))),
+        TestClient::new(routes(state, ClientIpPolicy::default())),
         services,
     )
 }

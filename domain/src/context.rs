@@ -29,12 +29,17 @@ pub fn encode_untrusted(raw: &str, max_chars: usize) -> String {
     out
 }
 
-/// Who opened a session, as far as the edge can tell. Both fields are
+/// Who opened a session, as far as the edge can tell. Every field is
 /// attacker-controlled and bounded at construction.
+///
+/// `ip` is the address, kept in sessions and audit events; `limit_key` is
+/// what per-client budgets and lockouts count against (the edge groups an
+/// IPv6 client by its network, since one host holds a whole /64).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClientInfo {
     user_agent: Option<String>,
     ip: Option<String>,
+    limit_key: Option<String>,
 }
 
 impl ClientInfo {
@@ -46,7 +51,18 @@ impl ClientInfo {
         let user_agent = user_agent
             .map(|ua| encode_untrusted(ua, Self::MAX_USER_AGENT))
             .filter(|ua| !ua.is_empty());
-        Self { user_agent, ip }
+        Self {
+            user_agent,
+            ip,
+            limit_key: None,
+        }
+    }
+    /// The same client, counted by limits as `key` (for example the /64
+    /// network of an IPv6 address) instead of its address.
+    #[must_use]
+    pub fn with_limit_key(mut self, key: Option<String>) -> Self {
+        self.limit_key = key;
+        self
     }
     /// The bounded user agent.
     pub fn user_agent(&self) -> Option<&str> {
@@ -55,6 +71,11 @@ impl ClientInfo {
     /// The client IP address.
     pub fn ip(&self) -> Option<&str> {
         self.ip.as_deref()
+    }
+    /// What per-client budgets and lockouts count against: the limit key
+    /// when the edge set one, otherwise the address.
+    pub fn limit_key(&self) -> Option<&str> {
+        self.limit_key.as_deref().or(self.ip.as_deref())
     }
 }
 

@@ -43,60 +43,110 @@ pub fn run(args: EventsArgs) -> anyhow::Result<()> {
     runtime()?.block_on(events(settings, args))
 }
 
-fn parse_since(raw: &str) -> anyhow::Result<time::OffsetDateTime> {
-    let now = time::OffsetDateTime::now_utc();
+/// The `--since` forms, for error messages.
+const SINCE_FORMS: &str = "expected 90s, 15m, 1h, 7d or an RFC 3339 time";
+
+/// Longest relative `--since`: about a hundred years, far inside what the
+/// time arithmetic can hold.
+const MAX_SINCE_SECS: u64 = 100 * 366 * 86_400;
+
+/// `--since`: an RFC 3339 time, or an amount and a unit before `now`.
+///
+/// # Errors
+/// One line naming the bad value (quoted and escaped, so it cannot break
+/// the line); never a panic, whatever the input.
+fn parse_since(raw: &str, now: time::OffsetDateTime) -> anyhow::Result<time::OffsetDateTime> {
     if let Ok(at) = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339)
     {
         return Ok(at);
     }
-    let (digits, unit) = raw.split_at(raw.len().saturating_sub(1));
-    let amount: i64 = digits
-        .parse()
-        .with_context(|| format!("--since {raw}: expected 90s, 15m, 1h, 7d or RFC 3339"))?;
-    let span = match unit {
-        "s" => time::Duration::seconds(amount),
-        "m" => time::Duration::minutes(amount),
-        "h" => time::Duration::hours(amount),
-        "d" => time::Duration::days(amount),
-        _ => anyhow::bail!("--since {raw}: expected 90s, 15m, 1h, 7d or RFC 3339"),
+    let bad = || anyhow::anyhow!("--since {raw:?}: {SINCE_FORMS}");
+    let mut chars = raw.chars();
+    let unit = chars.next_back().ok_or_else(bad)?;
+    let digits = chars.as_str();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let amount: u64 = digits.parse().map_err(|_| bad())?;
+    let per_unit: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        _ => return Err(bad()),
     };
-    Ok(now - span)
+    let secs = amount
+        .checked_mul(per_unit)
+        .filter(|secs| *secs <= MAX_SINCE_SECS)
+        .ok_or_else(|| anyhow::anyhow!("--since {raw:?}: at most 36600d"))?;
+    let span = time::Duration::seconds(i64::try_from(secs).map_err(|_| bad())?);
+    now.checked_sub(span)
+        .ok_or_else(|| anyhow::anyhow!("--since {raw:?}: too far back"))
+}
+
+/// `--type`: the event kinds asked for.
+///
+/// # Errors
+/// One line naming the first unknown kind.
+fn parse_types(raw: &[String]) -> anyhow::Result<Vec<portcullis_domain::audit::AuthEventKind>> {
+    raw.iter()
+        .map(|kind| {
+            portcullis_domain::audit::AuthEventKind::parse(kind)
+                .ok_or_else(|| anyhow::anyhow!("--type {kind:?}: unknown event type"))
+        })
+        .collect()
+}
+
+/// `--ip`: a client address, as events store it.
+///
+/// # Errors
+/// One line when it is not an IP address.
+fn parse_ip(raw: &str) -> anyhow::Result<String> {
+    raw.trim()
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| anyhow::anyhow!("--ip {raw:?}: not an IP address"))
 }
 
 async fn events(settings: Settings, args: EventsArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
 
-    use portcullis_domain::audit::{AuditLog, AuthEventKind, EventQuery};
+    use portcullis_domain::audit::{AuditLog, EventQuery};
     use portcullis_domain::email::Email;
     use portcullis_domain::ids::UserId;
     use portcullis_domain::user::UserRepository;
 
+    // Every argument is checked before the database is opened.
+    let kinds = parse_types(&args.types)?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|raw| parse_since(raw, time::OffsetDateTime::now_utc()))
+        .transpose()?;
+    let client_ip = args.ip.as_deref().map(parse_ip).transpose()?;
+    let email = args
+        .email
+        .as_deref()
+        .map(|raw| Email::parse(raw).map_err(|e| anyhow::anyhow!("--email {raw:?}: {e}")))
+        .transpose()?;
     let db = open_database(&settings).await?;
-    let mut kinds = Vec::new();
-    for raw in &args.types {
-        kinds.push(
-            AuthEventKind::parse(raw)
-                .with_context(|| format!("--type {raw}: unknown event type"))?,
-        );
-    }
     let mut user_id = args.user.map(UserId::from_uuid);
-    if let Some(raw) = &args.email {
-        let email = Email::parse(raw).map_err(|e| anyhow::anyhow!("--email: {e}"))?;
+    if let Some(email) = &email {
         let user = db
             .users()
-            .find_by_email(&email)
+            .find_by_email(email)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         user_id = Some(
-            user.with_context(|| format!("no user with email {raw}"))?
+            user.with_context(|| format!("no user with email {:?}", email.as_str()))?
                 .id,
         );
     }
     let query = EventQuery {
         user_id,
         kinds,
-        client_ip: args.ip.clone(),
-        since: args.since.as_deref().map(parse_since).transpose()?,
+        client_ip,
+        since,
         until: None,
         before: None,
         limit: args.limit,
@@ -146,4 +196,91 @@ async fn events(settings: Settings, args: EventsArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn now() -> time::OffsetDateTime {
+        time::macros::datetime!(2026-12-01 12:00 UTC)
+    }
+
+    #[test]
+    fn relative_and_absolute_times_parse() {
+        assert_eq!(
+            parse_since("90s", now()).unwrap(),
+            now() - time::Duration::seconds(90)
+        );
+        assert_eq!(
+            parse_since("7d", now()).unwrap(),
+            now() - time::Duration::days(7)
+        );
+        assert_eq!(
+            parse_since("2026-11-30T00:00:00Z", now()).unwrap(),
+            time::macros::datetime!(2026-11-30 0:00 UTC)
+        );
+    }
+
+    #[test]
+    fn bad_values_are_one_line_errors() {
+        for raw in [
+            "5\u{e9}",
+            "\u{e9}",
+            "",
+            "h",
+            "-5m",
+            "+5m",
+            "5",
+            "5 m",
+            "99999999999999999999d",
+            "9223372036854775807s",
+            "1\nh",
+            "ls\u{1b}[2J",
+        ] {
+            let error = parse_since(raw, now()).unwrap_err().to_string();
+            assert!(error.starts_with("--since "), "{raw:?}: {error}");
+            assert_eq!(error.lines().count(), 1, "{raw:?}: {error}");
+        }
+        assert!(parse_types(&["login_failed".to_owned()]).is_ok());
+        let error = parse_types(&["nope\n".to_owned()]).unwrap_err().to_string();
+        assert_eq!(error.lines().count(), 1, "{error}");
+        assert!(parse_ip("203.0.113.7").is_ok());
+        assert!(parse_ip("2001:db8::1").is_ok());
+        assert!(
+            parse_ip("203.0.113.7\nx")
+                .unwrap_err()
+                .to_string()
+                .lines()
+                .count()
+                == 1
+        );
+    }
+
+    fn one_line(result: anyhow::Result<impl std::fmt::Debug>) -> Result<(), TestCaseError> {
+        if let Err(error) = result {
+            let text = format!("portcullis: {error:#}");
+            prop_assert_eq!(text.lines().count(), 1, "{}", text);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn since_never_panics_and_errs_in_one_line(raw in any::<String>()) {
+            one_line(parse_since(&raw, now()))?;
+        }
+
+        #[test]
+        fn since_near_the_grammar_never_panics(raw in "[0-9]{0,25}[smhd\u{e9}\u{1F600}x]?") {
+            one_line(parse_since(&raw, now()))?;
+        }
+
+        #[test]
+        fn filters_never_panic_and_err_in_one_line(raw in any::<String>()) {
+            one_line(parse_types(std::slice::from_ref(&raw)))?;
+            one_line(parse_ip(&raw))?;
+        }
+    }
 }

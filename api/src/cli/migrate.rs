@@ -1,9 +1,8 @@
 //! `portcullis migrate`: apply database migrations and exit.
 
-use anyhow::Context;
 use portcullis_api::settings::Settings;
 use portcullis_api::telemetry;
-use portcullis_api::wiring::open_database;
+use portcullis_api::wiring::{migrate, open_database};
 
 use crate::cli::runtime;
 
@@ -16,7 +15,7 @@ pub fn run() -> anyhow::Result<()> {
     let _telemetry = telemetry::init(settings.log_format)?;
     runtime()?.block_on(async {
         let db = open_database(&settings).await?;
-        db.migrate().await.context("applying migrations")?;
+        migrate(&db, &settings).await?;
         tracing::info!("migrations applied");
         anyhow::Ok(())
     })

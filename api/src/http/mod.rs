@@ -4,4 +4,5 @@
 
 pub mod client_ip;
 pub mod middleware;
+pub mod optional_json;
 pub mod security;

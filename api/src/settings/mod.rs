@@ -19,6 +19,7 @@ use std::time::Duration;
 use portcullis_domain::limits::LockoutPolicy;
 use secrecy::SecretString;
 
+use crate::http::client_ip::{DEFAULT_IPV6_PREFIX, ForwardedHeader};
 use crate::settings::variables::{CidrList, OnOff, days, lockout, millis, parse, quotas, secs};
 pub use crate::settings::variables::{ProcessEnv, SettingsError, Source};
 
@@ -84,6 +85,9 @@ pub struct Settings {
     pub db_acquire_timeout: Duration,
     /// `PORTCULLIS_DB_STATEMENT_TIMEOUT_MS` (default 10000).
     pub db_statement_timeout: Duration,
+    /// `PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS` (default 120): longest the
+    /// migrations at start may take, waiting for another instance's included.
+    pub db_migrate_timeout: Duration,
     /// `PORTCULLIS_SHUTDOWN_TIMEOUT_SECS` (default 10): in-flight deadline on SIGTERM.
     pub shutdown_timeout: Duration,
     /// `PORTCULLIS_LOG_FORMAT`: `text` (default) or `json`.
@@ -94,6 +98,12 @@ pub struct Settings {
     pub rate_limit: bool,
     /// `PORTCULLIS_TRUSTED_PROXIES`: CIDR list whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `PORTCULLIS_CLIENT_IP_HEADER`: the one header trusted proxies write,
+    /// `x-forwarded-for` (default) or `forwarded`.
+    pub client_ip_header: ForwardedHeader,
+    /// `PORTCULLIS_IPV6_PREFIX` (default 64, 32..=128): IPv6 clients of one
+    /// network this long share their limits.
+    pub ipv6_prefix: u8,
     /// `PORTCULLIS_RATE_LIMIT_{SIGNUP,LOGIN,REFRESH}_PER_MIN` and `_BURST`.
     pub quotas: portcullis_infra::limits::Quotas,
     /// `PORTCULLIS_LOCKOUT_SLOW_AFTER` (5), `PORTCULLIS_LOCKOUT_LOCK_AFTER` (10),
@@ -182,11 +192,18 @@ impl Settings {
             db_max_connections: parse(source, "PORTCULLIS_DB_MAX_CONNECTIONS", default_pool)?,
             db_acquire_timeout: millis(source, "PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS", 5000, 1)?,
             db_statement_timeout: millis(source, "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS", 10_000, 1)?,
+            db_migrate_timeout: secs(source, "PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS", 120, 1)?,
             shutdown_timeout: secs(source, "PORTCULLIS_SHUTDOWN_TIMEOUT_SECS", 10, 0)?,
             log_format: parse(source, "PORTCULLIS_LOG_FORMAT", LogFormat::Text)?,
             redis_url: source.get("REDIS_URL").filter(|s| !s.trim().is_empty()),
             rate_limit: parse(source, "PORTCULLIS_RATE_LIMIT", OnOff(true))?.0,
             trusted_proxies: parse(source, "PORTCULLIS_TRUSTED_PROXIES", CidrList::default())?.0,
+            client_ip_header: parse(
+                source,
+                "PORTCULLIS_CLIENT_IP_HEADER",
+                ForwardedHeader::default(),
+            )?,
+            ipv6_prefix: parse(source, "PORTCULLIS_IPV6_PREFIX", DEFAULT_IPV6_PREFIX)?,
             quotas: quotas(source)?,
             account_lockout: lockout(
                 source,
@@ -213,6 +230,12 @@ impl Settings {
             return Err(SettingsError {
                 var: "PORTCULLIS_HASH_WORKERS",
                 reason: "must be at least 1".to_owned(),
+            });
+        }
+        if !(32..=128).contains(&self.ipv6_prefix) {
+            return Err(SettingsError {
+                var: "PORTCULLIS_IPV6_PREFIX",
+                reason: "must be between 32 and 128".to_owned(),
             });
         }
         if self.db_max_connections == 0 {
@@ -286,6 +309,16 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.var, "PORTCULLIS_TRUSTED_PROXIES");
         assert!(err.to_string().contains("nonsense"));
+        for prefix in ["31", "129", "-1", "/64"] {
+            let err = Settings::from_source(&[("PORTCULLIS_IPV6_PREFIX", prefix)]).unwrap_err();
+            assert_eq!(err.var, "PORTCULLIS_IPV6_PREFIX");
+        }
+        let err =
+            Settings::from_source(&[("PORTCULLIS_CLIENT_IP_HEADER", "x-real-ip")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_CLIENT_IP_HEADER");
+        let err =
+            Settings::from_source(&[("PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS", "0")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS");
         let err = Settings::from_source(&[("PORTCULLIS_RATE_LIMIT", "maybe")]).unwrap_err();
         assert_eq!(err.var, "PORTCULLIS_RATE_LIMIT");
         let err = Settings::from_source(&[("PORTCULLIS_LOCKOUT_LOCK_AFTER", "500")]).unwrap_err();
@@ -339,7 +372,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(settings.trusted_proxies.len(), 3);
+        assert_eq!(settings.client_ip_header, ForwardedHeader::XForwardedFor);
+        assert_eq!(settings.ipv6_prefix, 64);
         assert!(!settings.rate_limit);
         assert_eq!(settings.quotas.log_in.per_minute, 7);
+        let settings = Settings::from_source(&[
+            ("PORTCULLIS_CLIENT_IP_HEADER", "Forwarded"),
+            ("PORTCULLIS_IPV6_PREFIX", "56"),
+        ])
+        .unwrap();
+        assert_eq!(settings.client_ip_header, ForwardedHeader::Forwarded);
+        assert_eq!(settings.ipv6_prefix, 56);
     }
 }

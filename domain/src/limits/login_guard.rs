@@ -47,7 +47,7 @@ impl LoginAttempt {
     pub fn new(email: &Email, ctx: &RequestContext) -> Self {
         Self {
             account_key: format!("account:{}", email.as_str()),
-            client_key: ctx.client.ip().map(|ip| format!("client:{ip}")),
+            client_key: ctx.client.limit_key().map(|key| format!("client:{key}")),
         }
     }
 }
@@ -118,7 +118,7 @@ impl LoginGuard {
         if !self.policy.enabled {
             return Ok(());
         }
-        let key = ctx.client.ip().unwrap_or("unknown");
+        let key = ctx.client.limit_key().unwrap_or("unknown");
         match self.limiter.check(bucket, key).await {
             Ok(Decision::Allowed) => Ok(()),
             Ok(Decision::Limited { retry_after_secs }) => {

@@ -11,6 +11,7 @@ mod deadline;
 mod entity;
 mod error;
 mod event_repository;
+mod files;
 mod session;
 mod task_repository;
 mod user_repository;
@@ -31,6 +32,7 @@ use sea_orm::{
 use tokio::sync::Mutex;
 
 pub use event_repository::SeaOrmAuthEventRepository;
+pub use files::{ensure_data_dir, prepare_sqlite_file};
 pub use session::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
 pub use user_repository::SeaOrmUserRepository;

@@ -155,11 +155,15 @@ fn a_key_file_that_is_not_pem_is_an_error_naming_the_file() {
     let root = TempDir::new();
     let dir = root.keys();
     fs::create_dir(&dir).unwrap();
-    fs::write(dir.join("garbage.pem"), b"\x00\x01 not a key").unwrap();
+    fs::write(
+        dir.join("ed25519-20260101T000000Z-garbage0.pem"),
+        b"\x00\x01 not a key",
+    )
+    .unwrap();
 
     let error = SigningKeys::load_or_create_ed25519(&dir).unwrap_err();
 
-    assert!(format!("{error:#}").contains("garbage.pem"), "{error:#}");
+    assert!(format!("{error:#}").contains("garbage0.pem"), "{error:#}");
 }
 
 #[test]
@@ -259,4 +263,116 @@ fn generated_pem_is_pkcs8_ed25519() {
     assert!(pem.ends_with("-----END PRIVATE KEY-----\n"));
     let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(Ed25519KeyPair::from_pkcs8(&STANDARD.decode(body).unwrap()).is_ok());
+}
+
+/// The error of loading `dir`, as the operator reads it.
+fn refusal(dir: &std::path::Path) -> String {
+    let error = SigningKeys::load_or_create_ed25519(dir).unwrap_err();
+    let text = format!("{error:#}");
+    assert_eq!(text.lines().count(), 1, "{text}");
+    text
+}
+
+#[test]
+fn a_missing_keys_dir_and_its_parent_are_created_private() {
+    let root = TempDir::new();
+    let dir = root.keys().join("nested").join("keys");
+
+    SigningKeys::load_or_create_ed25519(&dir).unwrap();
+
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(dir.parent().unwrap()), 0o700);
+}
+
+#[test]
+fn a_keys_dir_writable_by_group_or_others_refuses_to_load() {
+    for open in [0o777, 0o770, 0o702] {
+        let root = TempDir::new();
+        let dir = root.keys();
+        SigningKeys::load_or_create_ed25519(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(open)).unwrap();
+
+        let text = refusal(&dir);
+
+        assert!(text.contains("writable by group or others"), "{text}");
+        assert!(text.contains(&dir.display().to_string()), "{text}");
+    }
+}
+
+#[test]
+fn a_planted_symlink_key_is_refused() {
+    let root = TempDir::new();
+    let dir = root.keys();
+    SigningKeys::load_or_create_ed25519(&dir).unwrap();
+    let elsewhere = root.keys().with_file_name("planted.pem");
+    fs::write(&elsewhere, generate_ed25519_pem().unwrap()).unwrap();
+    let link = dir.join("ed25519-20991231T235959Z-planted0.pem");
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+
+    let text = refusal(&dir);
+
+    assert!(text.contains("symlink"), "{text}");
+    assert!(text.contains("planted0.pem"), "{text}");
+}
+
+#[test]
+fn a_symlinked_keys_dir_is_refused() {
+    let root = TempDir::new();
+    let real = root.keys().with_file_name("real-keys");
+    SigningKeys::load_or_create_ed25519(&real).unwrap();
+    let dir = root.keys();
+    std::os::unix::fs::symlink(&real, &dir).unwrap();
+
+    let text = refusal(&dir);
+
+    assert!(text.contains("symlink"), "{text}");
+}
+
+#[test]
+fn a_key_file_writable_by_others_is_refused() {
+    let root = TempDir::new();
+    let dir = root.keys();
+    SigningKeys::load_or_create_ed25519(&dir).unwrap();
+    let file = pem_files(&dir).remove(0);
+    fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+
+    let text = refusal(&dir);
+
+    assert!(text.contains("writable by group or others"), "{text}");
+}
+
+#[test]
+fn anything_but_our_key_files_in_the_keys_dir_is_refused() {
+    for stray in ["notes.txt", "backup.pem", ".hidden", "ed25519-old.pem.bak"] {
+        let root = TempDir::new();
+        let dir = root.keys();
+        SigningKeys::load_or_create_ed25519(&dir).unwrap();
+        fs::write(dir.join(stray), b"x").unwrap();
+
+        let text = refusal(&dir);
+
+        assert!(text.contains(stray), "{stray}: {text}");
+    }
+    // A subdirectory, even named like a key, is not a key file either.
+    let root = TempDir::new();
+    let dir = root.keys();
+    SigningKeys::load_or_create_ed25519(&dir).unwrap();
+    fs::create_dir(dir.join("ed25519-20991231T235959Z-adirect0.pem")).unwrap();
+    assert!(refusal(&dir).contains("adirect0.pem"));
+}
+
+#[test]
+fn a_rotation_left_over_temporary_file_is_skipped() {
+    let root = TempDir::new();
+    let dir = root.keys();
+    let created = SigningKeys::load_or_create_ed25519(&dir).unwrap();
+    fs::write(
+        dir.join(".ed25519-20991231T235959Z-crashed0.pem.tmp"),
+        b"half a key",
+    )
+    .unwrap();
+
+    let loaded = SigningKeys::load_or_create_ed25519(&dir).unwrap();
+
+    assert_eq!(loaded.active_kid(), created.active_kid());
 }

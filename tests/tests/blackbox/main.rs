@@ -9,6 +9,7 @@
 
 mod helpers;
 
+mod client_address;
 mod errors;
 mod events;
 mod fuzz;

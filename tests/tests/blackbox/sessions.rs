@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
 
@@ -109,6 +109,51 @@ async fn logout_others_keeps_the_current_session() {
     assert_dead(&app, &c).await;
     assert_alive(&app, &b).await;
     assert_eq!(app.refresh(&b.refresh).await.status(), StatusCode::OK);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logout_reads_the_scope_from_a_json_body() {
+    let app = spawn_app().await;
+    let (_, a, b, c) = three_sessions(&app).await;
+    let resp = app
+        .log_out_with_body(&b.access, None, &json!({"scope": "others"}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked_sessions"].as_array().unwrap().len(), 2);
+    assert_dead(&app, &a).await;
+    assert_dead(&app, &c).await;
+    assert_alive(&app, &b).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logout_refuses_a_conflicting_or_unknown_scope_and_ends_nothing() {
+    let app = spawn_app().await;
+    let (_, a, b, _) = three_sessions(&app).await;
+    let resp = app
+        .log_out_with_body(&a.access, Some("this"), &json!({"scope": "others"}))
+        .await;
+    assert_problem(resp, StatusCode::BAD_REQUEST, "conflicting_scope").await;
+    let resp = app
+        .log_out_with_body(&a.access, None, &json!({"scope": "everyone"}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let resp = app.log_out(&a.access, Some("everyone")).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_alive(&app, &a).await;
+    assert_alive(&app, &b).await;
+    // The same scope in both places is no conflict; `{}` names none.
+    let resp = app
+        .log_out_with_body(&a.access, Some("this"), &json!({"scope": "this"}))
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_dead(&app, &a).await;
+    assert_alive(&app, &b).await;
+    let resp = app.log_out_with_body(&b.access, None, &json!({})).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_dead(&app, &b).await;
     app.stop().await;
 }
 

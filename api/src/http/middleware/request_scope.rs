@@ -158,7 +158,8 @@ impl<E: Endpoint> Endpoint for RequestScopeEndpoint<E> {
         let trace_id = trace_id(&span, req.headers());
         span.record("trace_id", trace_id.as_str());
         req.extensions_mut().insert(RequestContext {
-            client: ClientInfo::new(user_agent.as_deref(), client_ip.map(|ip| ip.to_string())),
+            client: ClientInfo::new(user_agent.as_deref(), client_ip.map(|ip| ip.to_string()))
+                .with_limit_key(client_ip.map(|ip| self.client_ips.limit_key(ip))),
             request_id: Some(request_id.clone()),
             trace_id: Some(trace_id.clone()),
         });

@@ -1,6 +1,9 @@
 //! `POST /api/v1/auth/logout`: end this session, every session, or every
-//! other session of the caller.
+//! other session of the caller. The scope comes from `?scope=` or from an
+//! optional JSON body `{"scope": ...}`; both given and different is 400,
+//! never a silent default.
 
+use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object};
 use portcullis_domain::auth::{AuthService, LogoutScope};
@@ -9,11 +12,11 @@ use portcullis_domain::context::RequestContext;
 use portcullis_domain::error::Failure;
 use uuid::Uuid;
 
-use crate::problem::problem_responses;
+use crate::problem::{ApiError, problem_responses};
 use crate::routes::common::failure;
 
 /// Which sessions to end.
-#[derive(Debug, Clone, Copy, Enum, Default)]
+#[derive(Debug, Clone, Copy, Enum, Default, PartialEq, Eq)]
 #[oai(rename_all = "lowercase")]
 pub enum LogoutScopeParam {
     /// The session of the presented access token.
@@ -33,6 +36,31 @@ impl LogoutScopeParam {
             Self::All => LogoutScope::All,
             Self::Others => LogoutScope::Others,
         }
+    }
+}
+
+/// The optional body of a logout.
+#[derive(Debug, Object)]
+pub struct LogoutRequest {
+    /// Which sessions to end, as `?scope=` says it; `this` when neither says.
+    pub scope: Option<LogoutScopeParam>,
+}
+
+/// The one scope the query and the body ask for.
+///
+/// # Errors
+/// 400 `conflicting_scope` when both name a scope and they differ.
+pub fn resolve_scope(
+    query: Option<LogoutScopeParam>,
+    body: Option<LogoutScopeParam>,
+) -> Result<LogoutScopeParam, ApiError> {
+    match (query, body) {
+        (Some(query), Some(body)) if query != body => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "conflicting_scope",
+            "The query and the body name different scopes.",
+        )),
+        (query, body) => Ok(query.or(body).unwrap_or_default()),
     }
 }
 
@@ -66,8 +94,9 @@ pub enum LogoutResponse {
 }
 
 problem_responses!(LogoutErrors {
-    BadRequest = 400 => "The scope is not one of `this`, `all`, `others`.",
+    BadRequest = 400 => "The scope is not one of `this`, `all`, `others`, or the query and the body name different ones (`conflicting_scope`).",
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
+    UnsupportedMediaType = 415 => "A body was sent that is not `application/json`.",
     Internal = 500 => "An internal error.",
     Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
@@ -78,14 +107,15 @@ impl From<Failure> for LogoutErrors {
     }
 }
 
-/// Ends the sessions of `scope` (this one by default).
+/// Ends the sessions the query or the body name (this one by default).
 pub async fn log_out(
     auth: &AuthService,
     ctx: &RequestContext,
     caller: &Principal,
-    scope: Option<LogoutScopeParam>,
+    query: Option<LogoutScopeParam>,
+    body: Option<LogoutRequest>,
 ) -> Result<LogoutResponse, LogoutErrors> {
-    let scope = scope.unwrap_or_default().into_domain();
+    let scope = resolve_scope(query, body.and_then(|b| b.scope))?.into_domain();
     let revoked = auth.log_out(caller, scope, ctx).await?;
     Ok(LogoutResponse::Ok(Json(LogoutBody {
         revoked_sessions: revoked.iter().map(|id| id.as_uuid()).collect(),
@@ -119,6 +149,20 @@ mod tests {
             let shown = format!("{error:?}");
             assert_eq!(answer(LogoutErrors::from(error)).await, expected, "{shown}");
         }
+    }
+
+    #[tokio::test]
+    async fn the_query_and_the_body_agree_or_the_request_is_refused() {
+        use LogoutScopeParam::{All, Others, This};
+        assert_eq!(resolve_scope(None, None).unwrap(), This);
+        assert_eq!(resolve_scope(Some(All), None).unwrap(), All);
+        assert_eq!(resolve_scope(None, Some(Others)).unwrap(), Others);
+        assert_eq!(resolve_scope(Some(Others), Some(Others)).unwrap(), Others);
+        let conflict = resolve_scope(Some(This), Some(Others)).unwrap_err();
+        assert_eq!(
+            answer(LogoutErrors::from(conflict)).await,
+            Answer::new(400, "conflicting_scope", None)
+        );
     }
 
     #[test]

@@ -20,10 +20,11 @@ use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
 
 use crate::http::middleware::request_scope::request_context;
+use crate::http::optional_json::OptionalJson;
 use crate::http::security::BearerAuth;
 use crate::routes::auth::credentials::Credentials;
 use crate::routes::auth::log_in::{LogInErrors, LogInResponse};
-use crate::routes::auth::log_out::{LogoutErrors, LogoutResponse, LogoutScopeParam};
+use crate::routes::auth::log_out::{LogoutErrors, LogoutRequest, LogoutResponse, LogoutScopeParam};
 use crate::routes::auth::refresh::{RefreshErrors, RefreshRequest, RefreshResponse};
 use crate::routes::auth::sign_up::{SignUpErrors, SignUpResponse};
 use crate::routes::auth::verify::{VerifyErrors, VerifyResponse};
@@ -84,18 +85,21 @@ impl AuthApi {
     /// Log out
     ///
     /// Revokes this session (`scope=this`, the default), every session
-    /// (`all`) or every other session (`others`). Refresh tokens and access
-    /// tokens of revoked sessions are refused from then on.
+    /// (`all`) or every other session (`others`). The scope is given as
+    /// `?scope=` or in an optional JSON body `{"scope": ...}`; an unknown
+    /// scope, or a query and a body that disagree, is 400. Refresh tokens
+    /// and access tokens of revoked sessions are refused from then on.
     #[oai(path = "/logout", method = "post", operation_id = "logOut")]
     async fn log_out(
         &self,
         state: Data<&Arc<AppState>>,
         req: &Request,
         auth: BearerAuth,
-        /// Which sessions to end.
+        /// Which sessions to end (or say it in the body; not both differently).
         scope: Query<Option<LogoutScopeParam>>,
+        body: OptionalJson<LogoutRequest>,
     ) -> Result<LogoutResponse, LogoutErrors> {
-        log_out::log_out(&state.auth, &request_context(req), &auth.0, scope.0).await
+        log_out::log_out(&state.auth, &request_context(req), &auth.0, scope.0, body.0).await
     }
 
     /// Verify an access token

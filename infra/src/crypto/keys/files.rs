@@ -1,5 +1,7 @@
 //! Key files on disk: the keys directory (mode 0700), one PKCS#8 PEM file
-//! per Ed25519 key (mode 0600), named so that lexical order is age.
+//! per Ed25519 key (mode 0600), named so that lexical order is age. A keys
+//! directory anyone else can write to, a symlink, or a stray file refuses
+//! the start: a planted key would sign tokens.
 
 use std::fs::{self, DirBuilder, OpenOptions};
 use std::io::{ErrorKind, Write as _};
@@ -26,10 +28,32 @@ const FILE_TIME: &[FormatItem<'static>] =
 const FILE_TIME_LEN: usize = 16;
 const FILE_KID_PREFIX_LEN: usize = 8;
 
+/// Group- or other-write bits.
+const OPEN_WRITE: u32 = 0o022;
+
+/// Checks the keys directory, creating it (and its parents) with mode 0700
+/// when it is missing.
+///
+/// Anyone who can write to the directory can plant a key that then signs
+/// tokens, so the start is refused when it is a symlink, not a directory, or
+/// writable by group or others. Readable by group or others is warned about.
 pub(super) fn ensure_key_dir(dir: &Path) -> anyhow::Result<()> {
-    match fs::metadata(dir) {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => bail!(
+            "refusing to start: the signing key directory {} is a symlink; \
+             point PORTCULLIS_DATA_DIR at the real directory",
+            dir.display()
+        ),
         Ok(meta) if meta.is_dir() => {
             let mode = meta.permissions().mode() & 0o777;
+            if mode & OPEN_WRITE != 0 {
+                bail!(
+                    "refusing to start: the signing key directory {} is writable by group \
+                     or others (mode {mode:o}); run `chmod 700 {}`",
+                    dir.display(),
+                    dir.display()
+                );
+            }
             if mode & 0o077 != 0 {
                 tracing::warn!(
                     dir = %dir.display(),
@@ -41,16 +65,10 @@ pub(super) fn ensure_key_dir(dir: &Path) -> anyhow::Result<()> {
         }
         Ok(_) => bail!("signing key path {} is not a directory", dir.display()),
         Err(error) if error.kind() == ErrorKind::NotFound => {
-            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                fs::create_dir_all(parent)
-                    .with_context(|| format!("creating directory {}", parent.display()))?;
-            }
-            // The mode is set at creation so the directory is never open,
-            // even for an instant.
-            match DirBuilder::new().mode(0o700).create(dir) {
+            // The mode is set at creation (parents included) so the
+            // directory is never open, even for an instant.
+            match DirBuilder::new().recursive(true).mode(0o700).create(dir) {
                 Ok(()) => Ok(()),
-                // Another process won the race; its directory will do.
-                Err(error) if error.kind() == ErrorKind::AlreadyExists => Ok(()),
                 Err(error) => Err(error)
                     .with_context(|| format!("creating signing key directory {}", dir.display())),
             }
@@ -61,8 +79,12 @@ pub(super) fn ensure_key_dir(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// The key files of `dir`, oldest first. Hidden files (our temporary
-/// files among them) and anything not named `*.pem` are not keys.
+/// The key files of `dir`, oldest first.
+///
+/// The directory may hold only our own key files: regular files (not
+/// symlinks) named `ed25519-*.pem`, writable by their owner alone, plus the
+/// hidden temporary files a rotation writes (`.ed25519-*.pem.tmp`, skipped).
+/// Anything else refuses the start, naming the entry.
 pub(super) fn key_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let entries =
         fs::read_dir(dir).with_context(|| format!("listing signing keys in {}", dir.display()))?;
@@ -71,27 +93,64 @@ pub(super) fn key_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         let entry = entry.with_context(|| format!("listing signing keys in {}", dir.display()))?;
         let path = entry.path();
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            tracing::warn!(path = %path.display(), "ignoring a file whose name is not UTF-8 in the signing key directory");
-            continue;
+            bail!(
+                "refusing to start: the signing key directory {} holds {:?}, whose name is \
+                 not UTF-8; only ed25519-*.pem key files belong there",
+                dir.display(),
+                entry.file_name()
+            );
         };
-        if name.starts_with('.') || !name.ends_with(".pem") {
+        if name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".pem.tmp") {
             continue;
         }
-        // Follows symlinks, so a linked key file counts as a key.
-        let is_file = fs::metadata(&path)
-            .with_context(|| format!("reading signing key {}", path.display()))?
-            .is_file();
-        if is_file {
-            files.push(path);
+        if !(name.starts_with(FILE_PREFIX) && name.ends_with(".pem")) {
+            bail!(
+                "refusing to start: the signing key directory {} holds {name:?}, which is \
+                 not a key file (ed25519-*.pem); move it elsewhere",
+                dir.display()
+            );
         }
+        check_key_file(&path)?;
+        files.push(path);
     }
     files.sort();
     Ok(files)
 }
 
+/// A key file must be a regular file, not a symlink, and writable by its
+/// owner alone.
+fn check_key_file(path: &Path) -> anyhow::Result<()> {
+    let meta = fs::symlink_metadata(path)
+        .with_context(|| format!("reading signing key {}", path.display()))?;
+    if meta.file_type().is_symlink() {
+        bail!(
+            "refusing to start: the signing key {} is a symlink; only regular key files \
+             are loaded",
+            path.display()
+        );
+    }
+    if !meta.is_file() {
+        bail!(
+            "refusing to start: the signing key {} is not a regular file",
+            path.display()
+        );
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & OPEN_WRITE != 0 {
+        bail!(
+            "refusing to start: the signing key {} is writable by group or others \
+             (mode {mode:o}); run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn read_key_file(path: &Path) -> anyhow::Result<Ed25519Key> {
-    let meta =
-        fs::metadata(path).with_context(|| format!("reading signing key {}", path.display()))?;
+    check_key_file(path)?;
+    let meta = fs::symlink_metadata(path)
+        .with_context(|| format!("reading signing key {}", path.display()))?;
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         tracing::warn!(

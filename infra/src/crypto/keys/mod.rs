@@ -82,7 +82,10 @@ impl SigningKeys {
     /// Loads every Ed25519 key in `dir`, creating the directory (mode 0700)
     /// and a first key (mode 0600) when there is none. The newest key signs.
     ///
-    /// Key files readable by group or others are loaded with a warning.
+    /// Key files readable by group or others are loaded with a warning. A
+    /// directory or key file writable by group or others, a symlink, or
+    /// anything in the directory but our own `ed25519-*.pem` files is an
+    /// error: a planted key would sign tokens.
     ///
     /// # Errors
     /// When the directory cannot be created or read, or a key file cannot be

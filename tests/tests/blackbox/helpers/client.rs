@@ -67,6 +67,23 @@ impl TestApp {
         send(request).await
     }
 
+    /// `POST /api/v1/auth/logout` (logOut) with `body` as its JSON body and
+    /// `scope`, if any, in the query.
+    pub async fn log_out_with_body(
+        &self,
+        token: &str,
+        scope: Option<&str>,
+        body: &serde_json::Value,
+    ) -> Response {
+        let mut request = self
+            .authed(Method::POST, "/api/v1/auth/logout", token)
+            .json(body);
+        if let Some(scope) = scope {
+            request = request.query(&[("scope", scope)]);
+        }
+        send(request).await
+    }
+
     /// `GET /api/v1/auth/verify` (verifyToken), the gateways' forward-auth.
     pub async fn verify(&self, token: &str) -> Response {
         send(self.authed(Method::GET, "/api/v1/auth/verify", token)).await
