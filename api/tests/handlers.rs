@@ -54,7 +54,11 @@ fn app_with(
         metrics: Arc::new(Metrics::new(Arc::new(|| 0), Arc::new(|| 0))),
     });
     (
-        TestClient::new(routes(state, ClientIpPolicy::new(Vec::new()))),
+        TestClient::new(routes(
+            state,
+            ClientIpPolicy::new(Vec::new()),
+            std::time::Duration::from_secs(10),
+        )),
         services,
     )
 }

@@ -3,5 +3,6 @@
 //! scheme that guards the protected operations. No operation lives here.
 
 pub mod client_ip;
+pub mod connections;
 pub mod middleware;
 pub mod security;
