@@ -123,7 +123,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_never_printed() {
-        let secret = BoundedSecret::<8, 128>("hunter2 hunter2".to_owned());
+        let secret: BoundedSecret<8, 128> = Bounded("hunter2 hunter2".to_owned());
         assert_eq!(format!("{secret:?}"), "[redacted]");
     }
 }
