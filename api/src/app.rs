@@ -15,6 +15,7 @@ use poem::{Endpoint, EndpointExt, Response, Route, Server};
 use portcullis_infra::audit::AuditFlusher;
 
 use crate::http::client_ip::ClientIpPolicy;
+use crate::http::connections::{ConnectionLimits, GuardedAcceptor, default_max_connections};
 use crate::http::middleware::body_limit::BodyLimit;
 use crate::http::middleware::problem::ProblemMiddleware;
 use crate::http::middleware::request_scope::RequestScope;
@@ -31,7 +32,7 @@ const JOBS_DEADLINE: Duration = Duration::from_secs(5);
 
 /// A built application, bound to its port, ready to serve.
 pub struct Application {
-    acceptor: TcpAcceptor,
+    acceptor: GuardedAcceptor<TcpAcceptor>,
     local_addr: SocketAddr,
     endpoint: poem::endpoint::BoxEndpoint<'static, Response>,
     jobs: Jobs,
@@ -61,8 +62,10 @@ impl Application {
             .and_then(|addr| addr.as_socket_addr().copied())
             .context("listener has no address")?;
 
+        let limits = connection_limits(&settings);
+        tracing::debug!(?limits, "connection limits");
         Ok(Self {
-            acceptor,
+            acceptor: GuardedAcceptor::new(acceptor, limits),
             local_addr,
             endpoint: routes(
                 state,
@@ -71,6 +74,7 @@ impl Application {
                     settings.client_ip_header,
                     settings.ipv6_prefix,
                 ),
+                settings.body_timeout,
             )
             .boxed(),
             jobs,
@@ -101,10 +105,29 @@ impl Application {
     }
 }
 
-/// All routes with their middleware.
+/// The caps and deadlines of the acceptor, defaults derived from the
+/// open-file limit.
+fn connection_limits(settings: &Settings) -> ConnectionLimits {
+    let max = settings
+        .max_connections
+        .unwrap_or_else(default_max_connections);
+    ConnectionLimits {
+        max,
+        per_client: settings
+            .max_connections_per_client
+            .unwrap_or((max / 4).max(1)),
+        header_timeout: settings.header_timeout,
+        keep_alive: settings.keep_alive_timeout,
+        exempt: settings.trusted_proxies.clone(),
+    }
+}
+
+/// All routes with their middleware; request bodies must arrive within
+/// `body_timeout`.
 pub fn routes(
     state: Arc<AppState>,
     client_ips: ClientIpPolicy,
+    body_timeout: Duration,
 ) -> impl Endpoint<Output = Response> {
     let api = openapi_service();
     let templates = Arc::new(RouteTemplates::from_spec(&api.spec()));
@@ -123,7 +146,7 @@ pub fn routes(
             poem::endpoint::make_sync(|_| StatusCode::NO_CONTENT),
         )
         .data(state)
-        .with(BodyLimit)
+        .with(BodyLimit::new(body_timeout))
         .with(ProblemMiddleware)
         .with(RequestScope::new(client_ips, templates, metrics))
 }

@@ -54,7 +54,11 @@ fn app_with(
         metrics: Arc::new(Metrics::new(Arc::new(|| 0), Arc::new(|| 0))),
     });
     (
-        TestClient::new(routes(state, ClientIpPolicy::default())),
+        TestClient::new(routes(
+            state,
+            ClientIpPolicy::default(),
+            std::time::Duration::from_secs(10),
+        )),
         services,
     )
 }

@@ -3,6 +3,7 @@
 //! scheme that guards the protected operations. No operation lives here.
 
 pub mod client_ip;
+pub mod connections;
 pub mod middleware;
 pub mod optional_json;
 pub mod security;

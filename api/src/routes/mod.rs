@@ -2,6 +2,7 @@
 //! case. `common` holds what several operations share.
 
 pub mod auth;
+pub mod bounded;
 pub mod common;
 pub mod discovery;
 pub mod events;

@@ -20,7 +20,9 @@ use portcullis_domain::limits::LockoutPolicy;
 use secrecy::SecretString;
 
 use crate::http::client_ip::{DEFAULT_IPV6_PREFIX, ForwardedHeader};
-use crate::settings::variables::{CidrList, OnOff, days, lockout, millis, parse, quotas, secs};
+use crate::settings::variables::{
+    CidrList, OnOff, days, lockout, millis, parse, positive, quotas, secs,
+};
 pub use crate::settings::variables::{ProcessEnv, SettingsError, Source};
 
 /// Log output format.
@@ -90,6 +92,16 @@ pub struct Settings {
     pub db_migrate_timeout: Duration,
     /// `PORTCULLIS_SHUTDOWN_TIMEOUT_SECS` (default 10): in-flight deadline on SIGTERM.
     pub shutdown_timeout: Duration,
+    /// `PORTCULLIS_HEADER_TIMEOUT_SECS` (default 5): a request head must arrive whole within it.
+    pub header_timeout: Duration,
+    /// `PORTCULLIS_BODY_TIMEOUT_SECS` (default 10): a request body must arrive whole within it.
+    pub body_timeout: Duration,
+    /// `PORTCULLIS_KEEP_ALIVE_TIMEOUT_SECS` (default 30): an idle connection closes after it.
+    pub keep_alive_timeout: Duration,
+    /// `PORTCULLIS_MAX_CONNECTIONS` (unset: the open-file limit less a reserve).
+    pub max_connections: Option<usize>,
+    /// `PORTCULLIS_MAX_CONNECTIONS_PER_CLIENT` (unset: a quarter of the maximum).
+    pub max_connections_per_client: Option<usize>,
     /// `PORTCULLIS_LOG_FORMAT`: `text` (default) or `json`.
     pub log_format: LogFormat,
     /// `REDIS_URL`: shared rate limits and lockouts across instances.
@@ -194,6 +206,11 @@ impl Settings {
             db_statement_timeout: millis(source, "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS", 10_000, 1)?,
             db_migrate_timeout: secs(source, "PORTCULLIS_DB_MIGRATE_TIMEOUT_SECS", 120, 1)?,
             shutdown_timeout: secs(source, "PORTCULLIS_SHUTDOWN_TIMEOUT_SECS", 10, 0)?,
+            header_timeout: secs(source, "PORTCULLIS_HEADER_TIMEOUT_SECS", 5, 1)?,
+            body_timeout: secs(source, "PORTCULLIS_BODY_TIMEOUT_SECS", 10, 1)?,
+            keep_alive_timeout: secs(source, "PORTCULLIS_KEEP_ALIVE_TIMEOUT_SECS", 30, 1)?,
+            max_connections: positive(source, "PORTCULLIS_MAX_CONNECTIONS")?,
+            max_connections_per_client: positive(source, "PORTCULLIS_MAX_CONNECTIONS_PER_CLIENT")?,
             log_format: parse(source, "PORTCULLIS_LOG_FORMAT", LogFormat::Text)?,
             redis_url: source.get("REDIS_URL").filter(|s| !s.trim().is_empty()),
             rate_limit: parse(source, "PORTCULLIS_RATE_LIMIT", OnOff(true))?.0,

@@ -242,3 +242,18 @@ pub(super) fn millis(
     }
     Ok(Duration::from_millis(value))
 }
+
+/// An optional count of at least 1: unset or empty is `None`.
+pub(super) fn positive(
+    source: &dyn Source,
+    var: &'static str,
+) -> Result<Option<usize>, SettingsError> {
+    let value: usize = parse(source, var, 0)?;
+    if value == 0 && source.get(var).is_some_and(|raw| !raw.trim().is_empty()) {
+        return Err(SettingsError {
+            var,
+            reason: "must be at least 1".to_owned(),
+        });
+    }
+    Ok((value > 0).then_some(value))
+}

@@ -18,5 +18,6 @@ mod limits;
 mod refresh;
 mod sessions;
 mod signup_login;
+mod slow_clients;
 mod tasks;
 mod upgrade;

@@ -156,3 +156,95 @@ async fn task_input_is_validated() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn null_where_the_document_does_not_allow_it_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, alice) = app.new_user().await;
+    let resp = app
+        .create_task(&alice.access, &json!({"title": "t", "description": null}))
+        .await;
+    assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+
+    let task = create(&app, &alice.access, "keep me").await;
+    let id = task["id"].as_str().unwrap();
+    for body in [
+        json!({"done": null}),
+        json!({"title": null}),
+        json!({"title": null, "done": true}),
+    ] {
+        let resp = app.update_task(&alice.access, id, &body).await;
+        assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    let unchanged: Value = app.get_task(&alice.access, id).await.json().await.unwrap();
+    assert_eq!(unchanged, task, "a refused update must not touch the task");
+
+    // Numbers and booleans are not strings.
+    for body in [
+        json!({"title": 42}),
+        json!({"title": "ok", "description": true}),
+    ] {
+        let resp = app.create_task(&alice.access, &body).await;
+        assert_problem(resp, StatusCode::BAD_REQUEST, "bad_request").await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_document_states_the_bounds_the_server_enforces() {
+    let app = spawn_app().await;
+    let doc: Value = app.openapi_json().await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let bounds = |schema: &str, field: &str| {
+        let field = &schemas[schema]["properties"][field];
+        (field["minLength"].as_u64(), field["maxLength"].as_u64())
+    };
+    assert_eq!(bounds("Credentials", "email"), (Some(1), Some(254)));
+    assert_eq!(bounds("Credentials", "password"), (Some(8), Some(128)));
+    assert_eq!(bounds("NewTask", "title"), (Some(1), Some(200)));
+    assert_eq!(bounds("NewTask", "description"), (None, Some(2000)));
+    assert_eq!(bounds("TaskUpdate", "title"), (Some(1), Some(200)));
+    assert_eq!(bounds("TaskUpdate", "description"), (None, Some(2000)));
+    assert_eq!(
+        schemas["NewTask"]["properties"]["description"]["nullable"],
+        Value::Null
+    );
+    assert_eq!(
+        schemas["TaskUpdate"]["properties"]["title"]["nullable"],
+        Value::Null
+    );
+    assert_eq!(
+        schemas["TaskUpdate"]["properties"]["done"]["nullable"],
+        Value::Null
+    );
+    assert_eq!(
+        schemas["TaskUpdate"]["properties"]["description"]["nullable"],
+        true
+    );
+
+    // One past each bound is refused; at the bound it is accepted.
+    let (_, alice) = app.new_user().await;
+    let at = app
+        .create_task(
+            &alice.access,
+            &json!({"title": "t".repeat(200), "description": "d".repeat(2000)}),
+        )
+        .await;
+    assert_eq!(at.status(), StatusCode::CREATED);
+    let local = "a".repeat(64);
+    let domain = format!(
+        "{}.{}.{}.com",
+        "c".repeat(63),
+        "c".repeat(63),
+        "c".repeat(57)
+    );
+    let email = format!("{local}@{domain}");
+    assert_eq!(email.chars().count(), 254);
+    let resp = app.sign_up(&email, "a long and quiet river at dawn").await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = app
+        .sign_up(&format!("x{email}"), "a long and quiet river at dawn")
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    app.stop().await;
+}

@@ -56,7 +56,12 @@ fn ensure_problem(response: Response) -> Response {
     }
     let (code, detail) = describe_status(status, None);
     let mut problem = Problem::new(status, code, detail).into_poem_response();
-    for name in [header::RETRY_AFTER, header::WWW_AUTHENTICATE, header::ALLOW] {
+    for name in [
+        header::RETRY_AFTER,
+        header::WWW_AUTHENTICATE,
+        header::ALLOW,
+        header::CONNECTION,
+    ] {
         if let Some(value) = response.headers().get(&name) {
             problem.headers_mut().insert(name, value.clone());
         }
@@ -107,6 +112,10 @@ fn describe_status(status: StatusCode, message: Option<&str>) -> (&'static str, 
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
             "unsupported_media_type",
             "The request body must be application/json.".to_owned(),
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "The request body did not arrive in time.".to_owned(),
         ),
         StatusCode::LENGTH_REQUIRED => (
             "length_required",

@@ -3,32 +3,38 @@
 
 use poem::http::StatusCode;
 use poem_openapi::Object;
-use poem_openapi::types::Password as PasswordField;
 use portcullis_domain::email::Email;
-use portcullis_domain::password::Password;
+use portcullis_domain::password::{Password, PasswordPolicy};
 
 use crate::problem::ApiError;
+use crate::routes::bounded::{Bounded, BoundedSecret};
+
+/// The document's password bounds: the floor every deployment allows (the
+/// document is built once, not per deployment's configured minimum), and
+/// log-in shares this schema, so a password set under a lower minimum than
+/// today's still logs in.
+type PasswordField = BoundedSecret<{ PasswordPolicy::MIN_LEN_FLOOR }, { PasswordPolicy::MAX_LEN }>;
 
 /// Credentials for sign-up and log-in.
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct Credentials {
-    /// An email address; it is trimmed, Unicode NFC-normalised and
-    /// lowercased. Control, invisible format (zero-width) and bidirectional
-    /// control characters are refused.
-    #[oai(validator(max_length = 320))]
-    pub email: String,
-    /// 15 to 128 characters (by default); spaces and emoji welcome; not a
-    /// common password; must not contain the email's name part.
-    #[oai(validator(max_length = 4096))]
+    /// An email address of at most 254 characters; it is trimmed, Unicode
+    /// NFC-normalised and lowercased. Control, invisible format (zero-width)
+    /// and bidirectional control characters are refused.
+    pub email: Bounded<1, { Email::MAX_LEN }>,
+    /// 8 to 128 characters (Unicode code points); sign-up asks for at least
+    /// 15 by default (the deployment's `PORTCULLIS_PASSWORD_MIN_LENGTH`, never
+    /// under 8). Spaces and emoji welcome; not a common password; must not
+    /// contain the email's name part.
     pub password: PasswordField,
 }
 
 impl Credentials {
     fn example_value() -> Self {
         Self {
-            email: "alice@example.com".to_owned(),
-            password: PasswordField("correct horse battery staple 42".to_owned()),
+            email: Bounded("alice@example.com".to_owned()),
+            password: Bounded("correct horse battery staple 42".to_owned()),
         }
     }
 
@@ -38,7 +44,7 @@ impl Credentials {
     /// 422 `invalid_email` when the email is not an address. The password
     /// policy is the use case's to check.
     pub fn try_into_domain(self) -> Result<(Email, Password), ApiError> {
-        let email = Email::parse(&self.email).map_err(|e| {
+        let email = Email::parse(self.email.as_str()).map_err(|e| {
             ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid_email",
@@ -61,8 +67,8 @@ mod tests {
 
     fn credentials(email: &str) -> Credentials {
         Credentials {
-            email: email.to_owned(),
-            password: PasswordField("correct horse battery staple 42".to_owned()),
+            email: Bounded(email.to_owned()),
+            password: Bounded("correct horse battery staple 42".to_owned()),
         }
     }
 

@@ -4,6 +4,7 @@
 
 use poem::http::StatusCode;
 use poem_openapi::Object;
+use poem_openapi::types::MaybeUndefined;
 use portcullis_domain::task::{Task, TaskError, TaskInputError};
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -62,7 +63,7 @@ impl poem_openapi::types::Example for TaskBody {
 }
 
 problem_responses!(WriteErrors {
-    BadRequest = 400 => "The body is not valid JSON, misses a field, or the id is not a UUID.",
+    BadRequest = 400 => "The body is not valid JSON, misses a field, has a field of the wrong type or `null`, or the id is not a UUID.",
     Unauthorized = 401 => "No valid bearer access token (`invalid_token`).",
     NotFound = 404 => "No task of the caller has this id.",
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
@@ -79,6 +80,36 @@ problem_responses!(ReadErrors {
     Internal = 500 => "An internal error.",
     Unavailable = 503, retry_after: u32 => "The database is unreachable.",
 });
+
+/// Why a task body's fields are refused: a domain bound, or `null` where
+/// the document does not allow it (an absent field is the way to say "none"
+/// or "unchanged").
+#[derive(Debug)]
+pub enum TaskFieldError {
+    Input(TaskInputError),
+    Null(&'static str),
+}
+
+impl From<TaskInputError> for TaskFieldError {
+    fn from(error: TaskInputError) -> Self {
+        Self::Input(error)
+    }
+}
+
+/// `None` when absent, the value when given; `null` is refused.
+///
+/// # Errors
+/// `TaskFieldError::Null(field)` for `null`.
+pub fn not_null<T>(
+    field: &'static str,
+    value: MaybeUndefined<T>,
+) -> Result<Option<T>, TaskFieldError> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Err(TaskFieldError::Null(field)),
+        MaybeUndefined::Value(value) => Ok(Some(value)),
+    }
+}
 
 /// The answer to a task the caller cannot have, or a failure.
 fn task_error(error: TaskError) -> ApiError {
@@ -107,6 +138,20 @@ impl From<TaskInputError> for WriteErrors {
             TaskInputError::Description { .. } => "invalid_description",
         };
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, error.to_string()).into()
+    }
+}
+
+impl From<TaskFieldError> for WriteErrors {
+    fn from(error: TaskFieldError) -> Self {
+        match error {
+            TaskFieldError::Input(error) => error.into(),
+            TaskFieldError::Null(field) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("`{field}` must not be null; leave it out instead."),
+            )
+            .into(),
+        }
     }
 }
 
@@ -168,5 +213,13 @@ mod tests {
         for (error, expected) in cases {
             assert_eq!(answer(WriteErrors::from(error)).await, expected);
         }
+    }
+
+    #[tokio::test]
+    async fn a_null_field_is_a_400_bad_request() {
+        assert_eq!(
+            answer(WriteErrors::from(TaskFieldError::Null("done"))).await,
+            Answer::new(400, "bad_request", None)
+        );
     }
 }

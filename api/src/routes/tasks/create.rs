@@ -1,34 +1,33 @@
 //! `POST /api/v1/tasks`: add a task owned by the caller.
 
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object};
 use portcullis_domain::context::Principal;
-use portcullis_domain::task::{TaskDescription, TaskInputError, TaskService, TaskTitle};
+use portcullis_domain::task::{TaskDescription, TaskService, TaskTitle};
 
-use crate::routes::tasks::common::{TaskBody, WriteErrors};
+use crate::routes::bounded::Bounded;
+use crate::routes::tasks::common::{TaskBody, TaskFieldError, WriteErrors, not_null};
 
 /// A new task.
 #[derive(Debug, Object)]
 #[oai(example)]
 pub struct NewTask {
-    /// 1 to 200 characters.
-    #[oai(validator(max_length = 4096))]
-    pub title: String,
-    /// At most 2,000 characters.
-    #[oai(validator(max_length = 8192))]
-    pub description: Option<String>,
+    /// 1 to 200 characters (after trimming).
+    pub title: Bounded<1, { TaskTitle::MAX }>,
+    /// At most 2,000 characters; leave it out for none (`null` is refused).
+    pub description: MaybeUndefined<Bounded<0, { TaskDescription::MAX }>>,
 }
 
 impl NewTask {
     /// The title and description as domain values.
     ///
     /// # Errors
-    /// The first field out of bounds.
-    pub fn try_into_domain(&self) -> Result<(TaskTitle, Option<TaskDescription>), TaskInputError> {
-        let title = TaskTitle::parse(&self.title)?;
-        let description = self
-            .description
-            .as_deref()
+    /// The first field out of bounds, or `null` for the description.
+    pub fn try_into_domain(&self) -> Result<(TaskTitle, Option<TaskDescription>), TaskFieldError> {
+        let title = TaskTitle::parse(self.title.as_str())?;
+        let description = not_null("description", self.description.as_ref())?
+            .map(Bounded::as_str)
             .map(TaskDescription::parse)
             .transpose()?;
         Ok((title, description))
@@ -36,8 +35,8 @@ impl NewTask {
 
     fn example_value() -> Self {
         Self {
-            title: "Rotate the signing key".to_owned(),
-            description: Some("Before the quarterly audit".to_owned()),
+            title: Bounded("Rotate the signing key".to_owned()),
+            description: MaybeUndefined::Value(Bounded("Before the quarterly audit".to_owned())),
         }
     }
 }
@@ -68,12 +67,16 @@ pub async fn create(
 
 #[cfg(test)]
 mod tests {
+    use portcullis_domain::task::TaskInputError;
+
     use super::*;
 
     fn new_task(title: &str, description: Option<&str>) -> NewTask {
         NewTask {
-            title: title.to_owned(),
-            description: description.map(str::to_owned),
+            title: Bounded(title.to_owned()),
+            description: description
+                .map(|d| Bounded(d.to_owned()))
+                .map_or(MaybeUndefined::Undefined, MaybeUndefined::Value),
         }
     }
 
@@ -90,11 +93,23 @@ mod tests {
     fn a_field_out_of_bounds_is_named() {
         assert!(matches!(
             new_task("", None).try_into_domain(),
-            Err(TaskInputError::Title { .. })
+            Err(TaskFieldError::Input(TaskInputError::Title { .. }))
         ));
         assert!(matches!(
             new_task("ok", Some(&"x".repeat(2_001))).try_into_domain(),
-            Err(TaskInputError::Description { .. })
+            Err(TaskFieldError::Input(TaskInputError::Description { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_null_description_is_refused() {
+        let task = NewTask {
+            description: MaybeUndefined::Null,
+            ..new_task("ok", None)
+        };
+        assert!(matches!(
+            task.try_into_domain(),
+            Err(TaskFieldError::Null("description"))
         ));
     }
 }

@@ -6,47 +6,50 @@ use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Object};
 use portcullis_domain::context::Principal;
 use portcullis_domain::ids::TaskId;
-use portcullis_domain::task::{TaskDescription, TaskInputError, TaskPatch, TaskService, TaskTitle};
+use portcullis_domain::task::{TaskDescription, TaskPatch, TaskService, TaskTitle};
 use uuid::Uuid;
 
-use crate::routes::tasks::common::{TaskBody, WriteErrors};
+use crate::routes::bounded::Bounded;
+use crate::routes::tasks::common::{TaskBody, TaskFieldError, WriteErrors, not_null};
 
-/// Changes to a task; absent fields stay as they are, a `null` description clears it.
+/// Changes to a task; absent fields stay as they are. Only the description
+/// may be `null` (it removes the description).
 #[derive(Debug, Object)]
-#[oai(example, skip_serializing_if_is_none)]
+#[oai(example)]
 pub struct TaskUpdate {
-    /// A new title, 1 to 200 characters.
-    #[oai(validator(max_length = 4096))]
-    pub title: Option<String>,
+    /// A new title, 1 to 200 characters (after trimming).
+    pub title: MaybeUndefined<Bounded<1, { TaskTitle::MAX }>>,
     /// A new description (at most 2,000 characters), or `null` to remove it.
     #[oai(nullable)]
-    pub description: MaybeUndefined<String>,
+    pub description: MaybeUndefined<Bounded<0, { TaskDescription::MAX }>>,
     /// Mark the task done or not done.
-    pub done: Option<bool>,
+    pub done: MaybeUndefined<bool>,
 }
 
 impl TaskUpdate {
-    /// The changes as a domain patch: absent stays, `null` clears.
+    /// The changes as a domain patch: absent stays, a `null` description clears.
     ///
     /// # Errors
-    /// The first field out of bounds.
-    pub fn try_into_domain(self) -> Result<TaskPatch, TaskInputError> {
+    /// The first field out of bounds, or `null` for the title or done flag.
+    pub fn try_into_domain(self) -> Result<TaskPatch, TaskFieldError> {
+        let title = not_null("title", self.title.as_ref())?.map(Bounded::as_str);
+        let done = not_null("done", self.done)?;
         Ok(TaskPatch {
-            title: self.title.as_deref().map(TaskTitle::parse).transpose()?,
+            title: title.map(TaskTitle::parse).transpose()?,
             description: match self.description {
                 MaybeUndefined::Undefined => None,
                 MaybeUndefined::Null => Some(None),
-                MaybeUndefined::Value(d) => Some(Some(TaskDescription::parse(&d)?)),
+                MaybeUndefined::Value(d) => Some(Some(TaskDescription::parse(d.as_str())?)),
             },
-            done: self.done,
+            done,
         })
     }
 
     fn example_value() -> Self {
         Self {
-            title: None,
+            title: MaybeUndefined::Undefined,
             description: MaybeUndefined::Undefined,
-            done: Some(true),
+            done: MaybeUndefined::Value(true),
         }
     }
 }
@@ -80,13 +83,15 @@ pub async fn update(
 
 #[cfg(test)]
 mod tests {
+    use portcullis_domain::task::TaskInputError;
+
     use super::*;
 
-    fn update(description: MaybeUndefined<String>) -> TaskUpdate {
+    fn update(description: MaybeUndefined<Bounded<0, { TaskDescription::MAX }>>) -> TaskUpdate {
         TaskUpdate {
-            title: None,
+            title: MaybeUndefined::Undefined,
             description,
-            done: Some(true),
+            done: MaybeUndefined::Value(true),
         }
     }
 
@@ -98,7 +103,7 @@ mod tests {
         assert_eq!(patch.done, Some(true));
         let patch = update(MaybeUndefined::Null).try_into_domain().unwrap();
         assert!(matches!(patch.description, Some(None)));
-        let patch = update(MaybeUndefined::Value("soon".to_owned()))
+        let patch = update(MaybeUndefined::Value(Bounded("soon".to_owned())))
             .try_into_domain()
             .unwrap();
         assert_eq!(patch.description.flatten().unwrap().as_str(), "soon");
@@ -106,18 +111,38 @@ mod tests {
 
     #[test]
     fn a_field_out_of_bounds_is_named() {
-        let too_long = update(MaybeUndefined::Value("x".repeat(2_001)));
+        let too_long = update(MaybeUndefined::Value(Bounded("x".repeat(2_001))));
         assert!(matches!(
             too_long.try_into_domain(),
-            Err(TaskInputError::Description { .. })
+            Err(TaskFieldError::Input(TaskInputError::Description { .. }))
         ));
         let empty_title = TaskUpdate {
-            title: Some(String::new()),
+            title: MaybeUndefined::Value(Bounded(String::new())),
             ..update(MaybeUndefined::Undefined)
         };
         assert!(matches!(
             empty_title.try_into_domain(),
-            Err(TaskInputError::Title { .. })
+            Err(TaskFieldError::Input(TaskInputError::Title { .. }))
+        ));
+    }
+
+    #[test]
+    fn a_null_title_or_done_is_refused() {
+        let null_title = TaskUpdate {
+            title: MaybeUndefined::Null,
+            ..update(MaybeUndefined::Undefined)
+        };
+        assert!(matches!(
+            null_title.try_into_domain(),
+            Err(TaskFieldError::Null("title"))
+        ));
+        let null_done = TaskUpdate {
+            done: MaybeUndefined::Null,
+            ..update(MaybeUndefined::Undefined)
+        };
+        assert!(matches!(
+            null_done.try_into_domain(),
+            Err(TaskFieldError::Null("done"))
         ));
     }
 }

@@ -153,6 +153,11 @@ fn leak(name: String) -> &'static str {
 }
 
 impl TestApp {
+    /// The server's `host:port`, for tests that speak raw TCP.
+    pub fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
