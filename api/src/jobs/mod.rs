@@ -7,7 +7,7 @@
 //! | --- | --- | --- |
 //! | revocation feed (in `portcullis-infra`) | `PORTCULLIS_REVOCATION_POLL_MS` | reads other instances' revocations into the cache |
 //! | `session_gauge` | 30 s | samples the active-session gauge |
-//! | `session_purger` | 1 h | deletes sessions ended before the retention period |
+//! | `session_purger` | 1 h | deletes sessions ended before the retention period, and older entries of the revocation feed |
 //! | `limit_pruner` | 30 s | bounds the in-process rate limiter and failure counter (without Redis only) |
 
 pub mod limit_pruner;
@@ -32,6 +32,10 @@ pub struct JobPorts {
     pub metrics: Arc<Metrics>,
     /// Ended sessions are deleted this long after they end.
     pub session_retention: time::Duration,
+    /// How long a revocation matters to access tokens (see
+    /// `portcullis_infra::revocation::retention_for`); the feed keeps its
+    /// rows at least as long as sessions are kept, and never less than this.
+    pub revocation_retention: time::Duration,
     pub revocation_feed: RevocationFeed,
     /// The in-process limit stores, when they are the ones in force.
     pub local_limits: Option<LocalLimits>,
@@ -60,6 +64,7 @@ pub fn start(ports: JobPorts) -> Jobs {
             ports.sessions,
             ports.clock,
             ports.session_retention,
+            ports.revocation_retention,
             jobs.shutdown(),
         ),
     );
