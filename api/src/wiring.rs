@@ -25,7 +25,7 @@ use portcullis_infra::limits::{
     FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter,
     RedisFailureCounter, RedisRateLimiter, connect_redis,
 };
-use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed};
+use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed, retention_for};
 use secrecy::ExposeSecret;
 
 use crate::jobs::JobPorts;
@@ -131,16 +131,19 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
         queue: settings.hash_queue,
     })?);
     let hash_depth = hasher.clone();
-    // Every access token of a revoked session has expired after this.
-    let retention = session_policy.access_ttl
-        + time::Duration::seconds(i64::try_from(JWT_LEEWAY_SECS).unwrap_or(30))
-        + time::Duration::minutes(1);
+    // Every access token of a revoked session has expired after this, counted
+    // from when this instance learns of the revocation.
+    let retention = retention_for(
+        session_policy.access_ttl,
+        time::Duration::seconds(i64::try_from(JWT_LEEWAY_SECS).unwrap_or(30)),
+    );
     let revocations = Arc::new(InMemoryRevocations::new(retention));
     let sessions: Arc<dyn SessionRepository> = Arc::new(db.sessions());
-    let feed = RevocationFeed::new(
+    let mut feed = RevocationFeed::new(
         revocations.clone(),
         sessions.clone(),
         clock.clone(),
+        retention,
         settings.revocation_poll,
     );
     feed.prime().await?;
@@ -212,6 +215,7 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             session_retention: to_time(settings.session_retention),
             events: events_for_jobs,
             event_retention: to_time(settings.audit_retention),
+            revocation_retention: retention,
             revocation_feed: feed,
         },
     })

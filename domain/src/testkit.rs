@@ -30,8 +30,9 @@ use crate::limits::{
 use crate::password::PasswordPolicy;
 use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
-    RefreshRecord, RefreshToken, Revocation, RevocationCache, RevokeReason, RotateOutcome,
-    SecretGenerator, Session, SessionOpening, SessionRepository, TokenHash, decide_rotation,
+    RefreshRecord, RefreshToken, Revocation, RevocationCache, RevocationCursor, RevocationPage,
+    RevokeReason, RotateOutcome, SecretGenerator, Session, SessionOpening, SessionRepository,
+    TokenHash, decide_rotation,
 };
 use crate::session::{SessionPolicy, SessionService};
 use crate::task::{Task, TaskRepository, TaskService};
@@ -61,6 +62,9 @@ struct State {
     sessions: HashMap<SessionId, Session>,
     tokens: HashMap<TokenHash, RefreshRecord>,
     events: Vec<AuthEvent>,
+    /// The revocation feed: position, revocation.
+    feed: Vec<(u64, Revocation)>,
+    fed: u64,
 }
 
 impl State {
@@ -76,6 +80,17 @@ impl State {
             },
         );
         self.events.push(opening.event.clone());
+    }
+
+    fn append_revocation(&mut self, session_id: SessionId, revoked_at: OffsetDateTime) {
+        self.fed += 1;
+        self.feed.push((
+            self.fed,
+            Revocation {
+                session_id,
+                revoked_at,
+            },
+        ));
     }
 }
 
@@ -251,6 +266,7 @@ impl SessionRepository for InMemoryStore {
         };
         if changed {
             state.events.push(event.clone());
+            state.append_revocation(session, now);
         }
         Ok(changed)
     }
@@ -274,6 +290,9 @@ impl SessionRepository for InMemoryStore {
         if !revoked.is_empty() {
             state.events.push(event.clone());
         }
+        for id in &revoked {
+            state.append_revocation(*id, now);
+        }
         Ok(revoked)
     }
     async fn list_active(
@@ -291,20 +310,50 @@ impl SessionRepository for InMemoryStore {
         list.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(list)
     }
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure> {
+    async fn revocations_after(
+        &self,
+        cursor: RevocationCursor,
+        limit: u64,
+    ) -> Result<RevocationPage, Failure> {
         let state = self.0.lock().unwrap();
-        Ok(state
-            .sessions
-            .values()
-            .filter_map(|s| {
-                s.revoked_at
-                    .filter(|at| *at >= since)
-                    .map(|revoked_at| Revocation {
-                        session_id: s.id,
-                        revoked_at,
-                    })
-            })
-            .collect())
+        let read: Vec<&(u64, Revocation)> = state
+            .feed
+            .iter()
+            .filter(|(at, _)| *at > cursor.raw())
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+            .collect();
+        Ok(RevocationPage {
+            next: read
+                .last()
+                .map_or(cursor, |(at, _)| RevocationCursor::from_raw(*at)),
+            revocations: read.into_iter().map(|(_, r)| *r).collect(),
+        })
+    }
+    async fn recent_revocations(&self, since: OffsetDateTime) -> Result<RevocationPage, Failure> {
+        let state = self.0.lock().unwrap();
+        Ok(RevocationPage {
+            revocations: state
+                .feed
+                .iter()
+                .filter(|(_, r)| r.revoked_at >= since)
+                .map(|(_, r)| *r)
+                .collect(),
+            next: RevocationCursor::from_raw(state.fed),
+        })
+    }
+    async fn purge_revocations(&self, before: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
+        let mut state = self.0.lock().unwrap();
+        let mut left = usize::try_from(limit).unwrap_or(usize::MAX);
+        let start = state.feed.len();
+        state.feed.retain(|(_, r)| {
+            if left > 0 && r.revoked_at < before {
+                left -= 1;
+                false
+            } else {
+                true
+            }
+        });
+        Ok((start - state.feed.len()) as u64)
     }
     async fn count_active(&self, now: OffsetDateTime) -> Result<u64, Failure> {
         let state = self.0.lock().unwrap();

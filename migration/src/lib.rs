@@ -23,6 +23,7 @@ mod m20261124_120100_create_sessions;
 mod m20261124_120200_create_refresh_tokens;
 mod m20261124_120300_create_tasks;
 mod m20261124_130000_create_auth_events;
+mod m20261201_120000_create_session_revocations;
 mod m20261201_130000_normalize_emails;
 
 /// Applies Portcullis' migrations.
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_120200_create_refresh_tokens::Migration),
             Box::new(m20261124_120300_create_tasks::Migration),
             Box::new(m20261124_130000_create_auth_events::Migration),
+            Box::new(m20261201_120000_create_session_revocations::Migration),
             Box::new(m20261201_130000_normalize_emails::Migration),
         ]
     }

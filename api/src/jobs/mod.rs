@@ -8,7 +8,7 @@
 //! | --- | --- | --- |
 //! | revocation feed (in `portcullis-infra`) | `PORTCULLIS_REVOCATION_POLL_MS` | reads other instances' revocations into the cache |
 //! | `session_gauge` | 30 s | samples the active-session gauge |
-//! | `session_purger` | 1 h | deletes sessions ended before the retention period |
+//! | `session_purger` | 1 h | deletes sessions ended before the retention period, and older entries of the revocation feed |
 //! | `event_purger` | 1 h | deletes audit events older than their retention period |
 
 pub mod event_purger;
@@ -36,6 +36,10 @@ pub struct JobPorts {
     pub events: Arc<dyn AuthEventRepository>,
     /// Audit events are deleted this long after they occurred.
     pub event_retention: time::Duration,
+    /// How long a revocation matters to access tokens (see
+    /// `portcullis_infra::revocation::retention_for`); the feed keeps its
+    /// rows at least as long as sessions are kept, and never less than this.
+    pub revocation_retention: time::Duration,
     pub revocation_feed: RevocationFeed,
 }
 
@@ -59,6 +63,7 @@ pub fn start(ports: JobPorts) -> Jobs {
             ports.sessions,
             ports.clock.clone(),
             ports.session_retention,
+            ports.revocation_retention,
             jobs.shutdown(),
         ),
     );

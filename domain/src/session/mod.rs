@@ -15,9 +15,11 @@ use crate::context::ClientInfo;
 use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
 
+mod feed;
 mod rotation;
 mod service;
 
+pub use feed::{RevocationCursor, RevocationPage};
 pub use rotation::decide_rotation;
 pub use service::{RevokeSessionError, SessionService};
 
@@ -246,6 +248,8 @@ pub enum RotateOutcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Revocation {
     pub session_id: SessionId,
+    /// By the clock of the instance that revoked: informational only, never
+    /// what decides whether another instance sees it.
     pub revoked_at: OffsetDateTime,
 }
 
@@ -328,8 +332,22 @@ pub trait SessionRepository: Send + Sync + 'static {
     async fn list_active(&self, user: UserId, now: OffsetDateTime)
     -> Result<Vec<Session>, Failure>;
 
-    /// Sessions revoked at or after `since`, for the revocation feed of other instances.
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure>;
+    /// Revocations after `cursor` in feed order, at most `limit`, for the
+    /// revocation feed of other instances. Every change above that sets
+    /// `revoked_at` appends its sessions to the feed in the same transaction.
+    /// Positions grow in commit order: once a revocation is visible here,
+    /// none with a lower position can appear later, so a reader that moves
+    /// its cursor by what it read misses nothing, whatever the clocks say.
+    async fn revocations_after(
+        &self,
+        cursor: RevocationCursor,
+        limit: u64,
+    ) -> Result<RevocationPage, Failure>;
+
+    /// For an instance starting up: where the feed ends now (in `next`), and
+    /// every revocation stamped at or after `since` by the clock of the
+    /// instance that made it.
+    async fn recent_revocations(&self, since: OffsetDateTime) -> Result<RevocationPage, Failure>;
 
     /// How many sessions are neither revoked nor expired at `now` (for the gauge).
     async fn count_active(&self, now: OffsetDateTime) -> Result<u64, Failure>;
@@ -338,6 +356,10 @@ pub trait SessionRepository: Send + Sync + 'static {
     /// past their absolute expiry) before `ended_before`, with their refresh
     /// tokens; returns how many went. Their audit events stay.
     async fn purge_ended(&self, ended_before: OffsetDateTime, limit: u64) -> Result<u64, Failure>;
+
+    /// Deletes up to `limit` revocations of the feed stamped before `before`;
+    /// returns how many went. The sessions themselves are left alone.
+    async fn purge_revocations(&self, before: OffsetDateTime, limit: u64) -> Result<u64, Failure>;
 }
 
 /// Knows which sessions are revoked without a storage round trip, so the hot

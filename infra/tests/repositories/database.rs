@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery};
 use portcullis_domain::ids::TaskId;
 use portcullis_domain::ids::UserId;
-use portcullis_domain::session::SessionRepository;
+use portcullis_domain::session::{RevocationCursor, SessionRepository};
 use portcullis_domain::task::TaskRepository;
 use portcullis_domain::user::UserRepository;
 use portcullis_infra::db::{Database, DbOptions, sqlite_url};
@@ -25,6 +25,8 @@ unmigrated_contract_tests!(
     migrations_are_idempotent_and_safe_to_race,
     stored_emails_are_normalised_and_look_alikes_left_alone,
 );
+
+contract_tests!(the_revocation_feed_numbers_its_rows_and_never_reuses_a_number);
 
 contract_tests!(
     foreign_keys_are_enforced_on_every_connection,
@@ -140,6 +142,58 @@ async fn stored_emails_are_normalised_and_look_alikes_left_alone(db: &Database) 
     assert_eq!(found.id.as_uuid(), ids["decomposed"]);
     // Running again changes nothing.
     db.migrate().await.unwrap();
+}
+
+/// `m20261201_120000_create_session_revocations`: the database numbers the
+/// rows, in insertion order, and a number is never given out twice, even
+/// once every row is deleted (SQLite `AUTOINCREMENT`, a PostgreSQL sequence).
+async fn the_revocation_feed_numbers_its_rows_and_never_reuses_a_number(db: &Database) {
+    use sea_orm::sea_query::Order;
+    let conn = db.connection();
+    let append = |revoked_at: i64| {
+        Query::insert()
+            .into_table("session_revocations")
+            .columns(["session_id", "revoked_at"])
+            .values_panic([uuid::Uuid::now_v7().into(), revoked_at.into()])
+            .to_owned()
+    };
+    let numbers = || async {
+        let select = Query::select()
+            .column("id")
+            .from("session_revocations")
+            .order_by("id", Order::Asc)
+            .to_owned();
+        conn.query_all(&select)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.try_get_by_index::<i64>(0).unwrap())
+            .collect::<Vec<i64>>()
+    };
+    conn.execute(&append(2)).await.unwrap();
+    conn.execute(&append(1)).await.unwrap();
+    let first = numbers().await;
+    assert_eq!(first.len(), 2);
+    assert!(first[0] >= 1 && first[0] < first[1], "{first:?}");
+
+    conn.execute(&Query::delete().from_table("session_revocations").to_owned())
+        .await
+        .unwrap();
+    conn.execute(&append(3)).await.unwrap();
+    let after = numbers().await;
+    assert_eq!(after.len(), 1);
+    assert!(
+        after[0] > first[1],
+        "{after:?} reuses a number of {first:?}"
+    );
+
+    // No foreign key: a revocation outlives the session it names.
+    let page = db
+        .sessions()
+        .revocations_after(RevocationCursor::START, 10)
+        .await
+        .unwrap();
+    assert_eq!(page.revocations.len(), 1);
 }
 
 // ---------------------------------------------------------------------------

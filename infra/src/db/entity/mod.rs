@@ -9,5 +9,6 @@
 pub(crate) mod auth_event;
 pub(crate) mod refresh_token;
 pub(crate) mod session;
+pub(crate) mod session_revocation;
 pub(crate) mod task;
 pub(crate) mod user;

@@ -7,7 +7,9 @@
 //! session's row lock, `SELECT ... FOR UPDATE`; on SQLite `BEGIN IMMEDIATE`)
 //! and decides with the domain's `decide_rotation`, the one rule of every
 //! adapter. On SQLite, lookups and rotations of concurrent requests are
-//! served together: `batched_lookups.rs` and `batched_rotations.rs`.
+//! served together: `batched_lookups.rs` and `batched_rotations.rs`. Every
+//! revocation also appends to the feed other instances read, in the same
+//! transaction: `revocations.rs`.
 
 use async_trait::async_trait;
 use portcullis_domain::audit::AuthEvent;
@@ -16,8 +18,8 @@ use portcullis_domain::error::Failure;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;
 use portcullis_domain::session::{
-    RefreshRecord, Revocation, RevokeReason, RotateOutcome, Session, SessionOpening,
-    SessionRepository, TokenHash, decide_rotation,
+    RefreshRecord, RevocationCursor, RevocationPage, RevokeReason, RotateOutcome, Session,
+    SessionOpening, SessionRepository, TokenHash, decide_rotation,
 };
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::Expr;
@@ -36,6 +38,7 @@ use super::write::Decision;
 
 mod batched_lookups;
 mod batched_rotations;
+mod revocations;
 
 pub(crate) use batched_lookups::BatchedLookups;
 pub(crate) use batched_rotations::BatchedRotations;
@@ -243,6 +246,7 @@ impl SessionRepository for SeaOrmSessionRepository {
                 return Ok(Decision::Rollback(false));
             }
             insert_events(tx.txn(), std::slice::from_ref(event)).await?;
+            revocations::append(tx.txn(), &[session], now).await?;
             Ok(Decision::Commit(true))
         }
         .await;
@@ -285,9 +289,9 @@ impl SessionRepository for SeaOrmSessionRepository {
                 .exec(tx.txn())
                 .await?;
             insert_events(tx.txn(), std::slice::from_ref(event)).await?;
-            Ok(Decision::Commit(
-                ids.into_iter().map(SessionId::from_uuid).collect(),
-            ))
+            let ids: Vec<SessionId> = ids.into_iter().map(SessionId::from_uuid).collect();
+            revocations::append(tx.txn(), &ids, now).await?;
+            Ok(Decision::Commit(ids))
         }
         .await;
         tx.settle(body).await
@@ -314,25 +318,20 @@ impl SessionRepository for SeaOrmSessionRepository {
             .collect()
     }
 
-    async fn revoked_since(&self, since: OffsetDateTime) -> Result<Vec<Revocation>, Failure> {
-        let rows: Vec<(Uuid, i64)> = session::Entity::find()
-            .select_only()
-            .column(session::Column::Id)
-            .column(session::Column::RevokedAt)
-            .filter(session::Column::RevokedAt.gte(to_millis(since)))
-            .order_by_asc(session::Column::RevokedAt)
-            .into_tuple()
-            .all(self.db.bounded())
-            .await
-            .map_err(store_error)?;
-        rows.into_iter()
-            .map(|(id, revoked_at)| {
-                Ok(Revocation {
-                    session_id: SessionId::from_uuid(id),
-                    revoked_at: from_millis(revoked_at)?,
-                })
-            })
-            .collect()
+    async fn revocations_after(
+        &self,
+        cursor: RevocationCursor,
+        limit: u64,
+    ) -> Result<RevocationPage, Failure> {
+        revocations::after(&self.db, cursor, limit).await
+    }
+
+    async fn recent_revocations(&self, since: OffsetDateTime) -> Result<RevocationPage, Failure> {
+        revocations::recent(&self.db, since).await
+    }
+
+    async fn purge_revocations(&self, before: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
+        revocations::purge(&self.db, before, limit).await
     }
 }
 
