@@ -514,7 +514,14 @@ async fn racing_grace_replays_and_rotations_leave_one_current_token(db: &Databas
                 assert_eq!(decided, RefreshDecision::GraceReplay);
             } else {
                 sessions
-                    .rotate(session.id, &presented, &next, at, at, &replayed)
+                    .rotate(
+                        session.id,
+                        &presented,
+                        &next,
+                        at,
+                        at + Duration::days(7),
+                        &replayed,
+                    )
                     .await
                     .expect("no storage error under contention");
             }
