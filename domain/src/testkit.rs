@@ -30,9 +30,9 @@ use crate::limits::{
 use crate::password::PasswordPolicy;
 use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
-    RefreshRecord, RefreshToken, Revocation, RevocationCache, RevocationCursor, RevocationPage,
-    RevokeReason, RotateOutcome, SecretGenerator, Session, SessionOpening, SessionRepository,
-    TokenHash, decide_rotation,
+    RefreshDecision, RefreshRecord, RefreshToken, Revocation, RevocationCache, RevocationCursor,
+    RevocationPage, RevokeReason, RotateOutcome, SecretGenerator, Session, SessionOpening,
+    SessionRepository, Supersession, TokenHash, decide_refresh, decide_rotation,
 };
 use crate::session::{SessionPolicy, SessionService};
 use crate::task::{Task, TaskRepository, TaskService};
@@ -213,31 +213,36 @@ impl SessionRepository for InMemoryStore {
         state.events.push(event.clone());
         Ok(RotateOutcome::Rotated)
     }
-    async fn add_token(
-        &self,
-        session: SessionId,
-        next: &TokenHash,
-        now: OffsetDateTime,
-        idle_expires_at: OffsetDateTime,
-        event: &AuthEvent,
-    ) -> Result<bool, Failure> {
+    async fn supersede(&self, replay: Supersession<'_>) -> Result<RefreshDecision, Failure> {
         let mut state = self.0.lock().unwrap();
-        if !state.sessions[&session].is_active(now) {
-            return Ok(false);
+        let decision = decide_refresh(
+            replay.session,
+            state.sessions.get(&replay.session),
+            state.tokens.get(replay.presented),
+            replay.now,
+            replay.grace,
+        );
+        if decision != RefreshDecision::GraceReplay {
+            return Ok(decision);
+        }
+        for record in state.tokens.values_mut() {
+            if record.session_id == replay.session && record.rotated_at.is_none() {
+                record.rotated_at = Some(replay.now);
+            }
         }
         state.tokens.insert(
-            next.clone(),
+            replay.next.clone(),
             RefreshRecord {
-                session_id: session,
-                created_at: now,
+                session_id: replay.session,
+                created_at: replay.now,
                 rotated_at: None,
             },
         );
-        let stored = state.sessions.get_mut(&session).unwrap();
-        stored.last_used_at = now;
-        stored.idle_expires_at = idle_expires_at;
-        state.events.push(event.clone());
-        Ok(true)
+        if let Some(stored) = state.sessions.get_mut(&replay.session) {
+            stored.record_use(replay.now, replay.idle_expires_at);
+        }
+        state.events.push(replay.event.clone());
+        Ok(decision)
     }
     async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, Failure> {
         let state = self.0.lock().unwrap();

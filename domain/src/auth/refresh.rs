@@ -1,6 +1,9 @@
 //! Refresh: exchange a refresh token for a new pair of the same session,
-//! rotating it; a rotated token presented after the grace interval revokes
-//! the session (reuse detection).
+//! rotating it. A session has one current refresh token: a rotated token
+//! replayed inside the grace interval gets a new token that supersedes the
+//! current one; any other token of the session revokes it (reuse
+//! detection). The decision is `session::decide_refresh`, the rule every
+//! adapter applies under the session's lock.
 
 use time::OffsetDateTime;
 
@@ -11,7 +14,8 @@ use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
 use crate::limits::{Bucket, RateLimited};
 use crate::session::{
-    MalformedRefreshToken, RefreshToken, Revocation, RevokeReason, RotateOutcome, Session,
+    MalformedRefreshToken, RefreshDecision, RefreshToken, Revocation, RevokeReason, RotateOutcome,
+    Session, Supersession, decide_refresh, decide_replay,
 };
 
 /// What a refresh presents, parsed at the edge: a token that has the shape
@@ -30,7 +34,8 @@ pub enum RefreshError {
     /// Malformed, unknown, expired or revoked token.
     #[error("invalid refresh token")]
     InvalidGrant,
-    /// A rotated token presented after the grace interval: the session is now revoked.
+    /// A token of the session other than the current one, presented outside
+    /// the grace interval: the session is now revoked.
     #[error("refresh token reused; session revoked")]
     Reused {
         session_id: SessionId,
@@ -92,9 +97,7 @@ impl AuthService {
             return Err(RefreshError::InvalidGrant);
         };
         let now = self.ports.clock.now();
-        if !session.is_active(now) {
-            return Err(RefreshError::InvalidGrant);
-        }
+        let grace = self.sessions.reuse_grace;
         let next = self.ports.secrets.refresh_token();
         let next_hash = self.ports.secrets.digest(&next);
         let idle = session.next_idle_expiry(now, &self.sessions);
@@ -102,42 +105,67 @@ impl AuthService {
             .user(session.user_id)
             .session(session.id);
 
-        let rotated_at = match record.rotated_at {
-            Some(at) => Some(at),
-            None => {
-                match self
-                    .ports
-                    .sessions
-                    .rotate(session.id, &hash, &next_hash, now, idle, &refreshed)
-                    .await?
-                {
-                    RotateOutcome::Rotated => {
-                        self.ports.audit.committed(&refreshed);
-                        None
-                    }
-                    // Lost a race with a concurrent refresh of the same token: that
-                    // rotation happened just now, so the grace interval applies.
-                    RotateOutcome::AlreadyRotated => Some(now),
-                    RotateOutcome::SessionInactive => return Err(RefreshError::InvalidGrant),
-                }
-            }
-        };
-        if let Some(rotated_at) = rotated_at {
-            if now - rotated_at > self.sessions.reuse_grace {
-                return Err(self.revoke_for_reuse(&session, now, ctx).await);
-            }
-            let refreshed = refreshed.detail("grace_replay");
-            let added = self
+        let decision = match decide_refresh(session.id, Some(&session), Some(&record), now, grace) {
+            RefreshDecision::Rotate => match self
                 .ports
                 .sessions
-                .add_token(session.id, &next_hash, now, idle, &refreshed)
-                .await?;
-            if !added {
-                return Err(RefreshError::InvalidGrant);
+                .rotate(session.id, &hash, &next_hash, now, idle, &refreshed)
+                .await?
+            {
+                RotateOutcome::Rotated => {
+                    self.ports.audit.committed(&refreshed);
+                    return self.issue(session, next, now, idle).await;
+                }
+                // Lost a race with a concurrent refresh of the same token:
+                // the grace interval runs from that rotation, as stored.
+                RotateOutcome::AlreadyRotated { rotated_at } => {
+                    decide_replay(rotated_at, now, grace)
+                }
+                RotateOutcome::SessionInactive => return Err(RefreshError::InvalidGrant),
+            },
+            other => other,
+        };
+        let decision = match decision {
+            RefreshDecision::GraceReplay => {
+                let refreshed = refreshed.detail("grace_replay");
+                let decided = self
+                    .ports
+                    .sessions
+                    .supersede(Supersession {
+                        session: session.id,
+                        presented: &hash,
+                        next: &next_hash,
+                        now,
+                        idle_expires_at: idle,
+                        grace,
+                        event: &refreshed,
+                    })
+                    .await?;
+                if decided == RefreshDecision::GraceReplay {
+                    self.ports.audit.committed(&refreshed);
+                }
+                decided
             }
-            self.ports.audit.committed(&refreshed);
+            other => other,
+        };
+        match decision {
+            RefreshDecision::GraceReplay => self.issue(session, next, now, idle).await,
+            RefreshDecision::Reuse => Err(self.revoke_for_reuse(&session, now, ctx).await),
+            // `Rotate` after a lost race or under the lock: a rotated token
+            // never becomes current again, so this cannot be; refuse it.
+            RefreshDecision::Refused | RefreshDecision::Rotate => Err(RefreshError::InvalidGrant),
         }
-        let mut session = session;
+    }
+
+    /// The pair for `session` after a refresh at `now` stored `next` as its
+    /// current token.
+    async fn issue(
+        &self,
+        mut session: Session,
+        next: RefreshToken,
+        now: OffsetDateTime,
+        idle: OffsetDateTime,
+    ) -> Result<TokenPair, RefreshError> {
         session.record_use(now, idle);
         let user = self
             .ports

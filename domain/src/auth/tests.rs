@@ -35,6 +35,21 @@ fn harness() -> Harness {
 
 /// A harness whose per-client budget is `budget` requests per bucket.
 fn harness_with(budget: u32) -> Harness {
+    harness_from(budget, SessionPolicy::default())
+}
+
+/// A harness whose rotated refresh tokens have `grace` of grace.
+fn harness_with_grace(grace: Duration) -> Harness {
+    harness_from(
+        1_000,
+        SessionPolicy {
+            reuse_grace: grace,
+            ..SessionPolicy::default()
+        },
+    )
+}
+
+fn harness_from(budget: u32, sessions: SessionPolicy) -> Harness {
     let clock = Arc::new(FixedClock::at(datetime!(2026-11-24 12:00 UTC)));
     let store = Arc::new(InMemoryStore::default());
     let hasher = Arc::new(FakeHasher::default());
@@ -62,12 +77,7 @@ fn harness_with(budget: u32) -> Harness {
     };
     let policy = PasswordPolicy::new(15, ["password1234567890".to_owned()]).unwrap();
     Harness {
-        service: AuthService::new(
-            ports,
-            policy,
-            SessionPolicy::default(),
-            LimitPolicy::default(),
-        ),
+        service: AuthService::new(ports, policy, sessions, LimitPolicy::default()),
         session_service,
         audit_log,
         clock,
@@ -867,4 +877,102 @@ async fn events_page_newest_first_for_the_caller_only() {
         .await
         .unwrap();
     assert_eq!(only.items.len(), 1);
+}
+
+async fn refresh_with(h: &Harness, token: &RefreshToken) -> Result<TokenPair, RefreshError> {
+    h.service
+        .refresh(
+            Refresh {
+                token: Ok(token.clone()),
+            },
+            &ctx(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn grace_replays_supersede_so_one_chain_outlives_the_grace_interval() {
+    let h = harness();
+    let first = signed_up(&h).await;
+    let a = refresh_with(&h, &first.refresh_token).await.unwrap();
+    h.clock.advance(Duration::seconds(4));
+    let b = refresh_with(&h, &first.refresh_token).await.unwrap();
+    h.clock.advance(Duration::seconds(4));
+    let c = refresh_with(&h, &first.refresh_token).await.unwrap();
+    assert_eq!(
+        [a.session_id, b.session_id],
+        [first.session_id, first.session_id]
+    );
+    assert_eq!(c.session_id, first.session_id);
+    assert_eq!(h.sessions.live_tokens(first.session_id), 1);
+    let replays = h
+        .users
+        .events()
+        .iter()
+        .filter(|e| {
+            e.kind == AuthEventKind::TokenRefreshed && e.detail.as_deref() == Some("grace_replay")
+        })
+        .count();
+    assert_eq!(replays, 2);
+
+    h.clock.advance(Duration::seconds(11));
+    // The last replay's token is the current one; any other revokes.
+    let d = refresh_with(&h, &c.refresh_token).await.unwrap();
+    let reuse = refresh_with(&h, &a.refresh_token).await;
+
+    assert!(matches!(reuse, Err(RefreshError::Reused { .. })));
+    for token in [&b.refresh_token, &d.refresh_token] {
+        assert!(matches!(
+            refresh_with(&h, token).await,
+            Err(RefreshError::InvalidGrant)
+        ));
+    }
+    assert_eq!(
+        kinds(&h).last(),
+        Some(&AuthEventKind::RefreshTokenReuseDetected)
+    );
+}
+
+#[tokio::test]
+async fn grace_runs_from_the_presented_token_s_own_rotation() {
+    let h = harness();
+    let first = signed_up(&h).await;
+    let a = refresh_with(&h, &first.refresh_token).await.unwrap();
+    h.clock.advance(Duration::seconds(9));
+    let b = refresh_with(&h, &first.refresh_token).await.unwrap();
+    // `first` was rotated 9 s ago, `a` superseded just now: its own grace
+    // interval starts now, and a replay of it supersedes `b`.
+    h.clock.advance(Duration::seconds(5));
+    let c = refresh_with(&h, &a.refresh_token).await.unwrap();
+    assert!(matches!(
+        refresh_with(&h, &first.refresh_token).await,
+        Err(RefreshError::Reused { .. })
+    ));
+    for token in [&b.refresh_token, &c.refresh_token] {
+        assert!(matches!(
+            refresh_with(&h, token).await,
+            Err(RefreshError::InvalidGrant)
+        ));
+    }
+}
+
+#[tokio::test]
+async fn with_grace_zero_even_an_immediate_replay_revokes() {
+    let h = harness_with_grace(Duration::ZERO);
+    let first = signed_up(&h).await;
+    let rotated = refresh_with(&h, &first.refresh_token).await.unwrap();
+
+    // Same instant: nothing is inside a grace interval of zero.
+    let replay = refresh_with(&h, &first.refresh_token).await;
+
+    assert!(matches!(replay, Err(RefreshError::Reused { .. })));
+    assert!(matches!(
+        refresh_with(&h, &rotated.refresh_token).await,
+        Err(RefreshError::InvalidGrant)
+    ));
+    assert_eq!(h.sessions.live_tokens(first.session_id), 1);
+    assert_eq!(
+        h.sessions.get(first.session_id).revoked_reason,
+        Some(RevokeReason::RefreshTokenReuse)
+    );
 }

@@ -1,8 +1,10 @@
 //! Sessions and refresh tokens: one session is one refresh-token family.
 //!
-//! Only hashes of refresh tokens are stored. A rotated token presented again
-//! within the grace interval yields another live token of the same session
-//! (two browser tabs refreshing at once); after it, the whole session is revoked.
+//! Only hashes of refresh tokens are stored, and a session has exactly one
+//! current token. A rotated token presented again within the grace interval
+//! yields a new token that supersedes the current one (two browser tabs
+//! refreshing at once); after it, the whole session is revoked. The rule is
+//! in `rotation.rs`.
 
 use std::fmt;
 
@@ -20,7 +22,7 @@ mod rotation;
 mod service;
 
 pub use feed::{RevocationCursor, RevocationPage};
-pub use rotation::decide_rotation;
+pub use rotation::{RefreshDecision, decide_refresh, decide_replay, decide_rotation};
 pub use service::{RevokeSessionError, SessionService};
 
 /// An opaque refresh token: 256 random bits, base64url without padding.
@@ -238,10 +240,28 @@ pub struct RefreshRecord {
 pub enum RotateOutcome {
     /// The presented token was current; it is now rotated and `next` is current.
     Rotated,
-    /// Another request rotated the presented token first.
-    AlreadyRotated,
-    /// The session was revoked or expired meanwhile; nothing changed.
+    /// Another request rotated the presented token first, at `rotated_at`
+    /// (as stored: the grace interval is measured from it).
+    AlreadyRotated { rotated_at: OffsetDateTime },
+    /// The session was revoked or expired meanwhile, or the token is not one
+    /// of its; nothing changed.
     SessionInactive,
+}
+
+/// A refresh replayed with a rotated token, for [`SessionRepository::supersede`].
+#[derive(Debug, Clone, Copy)]
+pub struct Supersession<'a> {
+    pub session: SessionId,
+    /// The rotated token the client presented.
+    pub presented: &'a TokenHash,
+    /// The token that becomes the session's one current token.
+    pub next: &'a TokenHash,
+    pub now: OffsetDateTime,
+    pub idle_expires_at: OffsetDateTime,
+    /// The grace interval, measured from `presented`'s stored rotation time.
+    pub grace: Duration,
+    /// `token_refreshed` with detail `grace_replay`.
+    pub event: &'a AuthEvent,
 }
 
 /// A revocation, as the revocation feed reports it.
@@ -292,17 +312,15 @@ pub trait SessionRepository: Send + Sync + 'static {
         event: &AuthEvent,
     ) -> Result<RotateOutcome, Failure>;
 
-    /// Adds `next` as another current token of an active session (a refresh
-    /// replayed within the grace interval). Returns `false` when the session is
-    /// no longer active and nothing was stored.
-    async fn add_token(
-        &self,
-        session: SessionId,
-        next: &TokenHash,
-        now: OffsetDateTime,
-        idle_expires_at: OffsetDateTime,
-        event: &AuthEvent,
-    ) -> Result<bool, Failure>;
+    /// In one transaction under the session's lock: decides with
+    /// [`decide_refresh`] on the session and the presented token as stored
+    /// and, only on `GraceReplay`, marks the session's current token rotated
+    /// at `now`, stores `next` as its one current token, records the use of
+    /// the session and stores the event. Returns the decision it acted on.
+    ///
+    /// # Errors
+    /// Storage failures only.
+    async fn supersede(&self, replay: Supersession<'_>) -> Result<RefreshDecision, Failure>;
 
     /// The session with this id if it belongs to `user`.
     async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, Failure>;

@@ -7,7 +7,9 @@ use std::collections::HashSet;
 use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery};
 use portcullis_domain::ids::TaskId;
 use portcullis_domain::ids::UserId;
-use portcullis_domain::session::{RevocationCursor, SessionRepository};
+use portcullis_domain::session::{
+    RefreshDecision, RevocationCursor, RotateOutcome, SessionRepository, Supersession,
+};
 use portcullis_domain::task::TaskRepository;
 use portcullis_domain::user::UserRepository;
 use portcullis_infra::db::{Database, DbOptions, sqlite_url};
@@ -219,11 +221,28 @@ async fn foreign_keys_are_enforced_on_every_connection(db: &Database) {
 
 async fn fifty_concurrent_writes_all_succeed(db: &Database) {
     let user = new_user(db).await;
-    let (session, _) = new_session(db, user.id, now()).await;
+    let (session, first) = new_session(db, user.id, now()).await;
+    // A rotated token, whose replays inside the grace interval each supersede
+    // the session's current token.
+    let rotated_at = now();
+    let rotated = db
+        .sessions()
+        .rotate(
+            session.id,
+            &first,
+            &token(),
+            rotated_at,
+            rotated_at + Duration::days(7),
+            &refreshed(&session, rotated_at),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rotated, RotateOutcome::Rotated);
     let mut writes = JoinSet::new();
     for n in 0..50 {
         let db = db.clone();
         let session = session.clone();
+        let first = first.clone();
         writes.spawn(async move {
             match n % 4 {
                 0 => {
@@ -240,13 +259,18 @@ async fn fifty_concurrent_writes_all_succeed(db: &Database) {
                 }
                 2 => {
                     let at = now();
-                    let idle = at + Duration::days(7);
-                    match db
-                        .sessions()
-                        .add_token(session.id, &token(), at, idle, &refreshed(&session, at))
-                        .await
-                    {
-                        Ok(true) => Ok(()),
+                    let event = refreshed(&session, at).detail("grace_replay");
+                    let replay = Supersession {
+                        session: session.id,
+                        presented: &first,
+                        next: &token(),
+                        now: at,
+                        idle_expires_at: at + Duration::days(7),
+                        grace: Duration::hours(1),
+                        event: &event,
+                    };
+                    match db.sessions().supersede(replay).await {
+                        Ok(RefreshDecision::GraceReplay) => Ok(()),
                         other => Err(format!("{other:?}")),
                     }
                 }
@@ -267,8 +291,9 @@ async fn fifty_concurrent_writes_all_succeed(db: &Database) {
     assert!(failures.is_empty(), "failed writes: {failures:?}");
     assert_eq!(db.tasks().list(user.id, None, 100).await.unwrap().len(), 12);
     // Each state change stored exactly its own event: the first sign-up and
-    // session, then 13 sign-ups, 13 sessions and 12 extra tokens.
-    assert_eq!(all_events(db).await.len(), 2 + 13 + 13 + 12);
+    // session and the rotation, then 13 sign-ups, 13 sessions and 12 grace
+    // replays.
+    assert_eq!(all_events(db).await.len(), 3 + 13 + 13 + 12);
 }
 
 async fn deleting_a_user_cascades_to_sessions_and_tasks(db: &Database) {

@@ -5,7 +5,9 @@ use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery, O
 use portcullis_domain::email::Email;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;
-use portcullis_domain::session::{RevokeReason, RotateOutcome, SessionRepository};
+use portcullis_domain::session::{
+    RefreshDecision, RevokeReason, RotateOutcome, SessionRepository, Supersession,
+};
 use portcullis_domain::user::{InsertUserError, UserRepository};
 use portcullis_infra::db::Database;
 use time::Duration;
@@ -20,7 +22,7 @@ contract_tests!(
     taken_email_stores_no_user_session_or_event,
     a_failed_opening_stores_nothing,
     rotation_stores_its_event_only_when_rotated,
-    add_token_stores_its_event_only_when_it_added,
+    supersede_stores_its_event_only_when_it_superseded,
     revoke_stores_its_event_only_when_it_changed_something,
     revoke_all_stores_its_event_only_when_it_revoked_some,
 );
@@ -172,7 +174,7 @@ async fn rotation_stores_its_event_only_when_rotated(db: &Database) {
         .rotate(session.id, &signup.first, &token(), used, idle, &lost)
         .await
         .unwrap();
-    assert_eq!(outcome, RotateOutcome::AlreadyRotated);
+    assert_eq!(outcome, RotateOutcome::AlreadyRotated { rotated_at: used });
 
     let logout = event(AuthEventKind::Logout, used)
         .user(signup.user.id)
@@ -212,36 +214,59 @@ async fn rotation_stores_its_event_only_when_rotated(db: &Database) {
     );
 }
 
-async fn add_token_stores_its_event_only_when_it_added(db: &Database) {
+async fn supersede_stores_its_event_only_when_it_superseded(db: &Database) {
     let sessions = db.sessions();
     let signup = signed_up(db).await;
     let session = &signup.session;
-    let used = session.created_at + Duration::seconds(3);
-    let idle = used + Duration::days(7);
+    let rotated_at = session.created_at + Duration::seconds(1);
+    let idle = rotated_at + Duration::days(7);
+    let rotated = refreshed(session, rotated_at);
+    let outcome = sessions
+        .rotate(
+            session.id,
+            &signup.first,
+            &token(),
+            rotated_at,
+            idle,
+            &rotated,
+        )
+        .await
+        .unwrap();
+    assert_eq!(outcome, RotateOutcome::Rotated);
+    let (next, late_next) = (token(), token());
+    let replay = |now, next, event| Supersession {
+        session: session.id,
+        presented: &signup.first,
+        next,
+        now,
+        idle_expires_at: now + Duration::days(7),
+        grace: Duration::seconds(10),
+        event,
+    };
 
-    let added = refreshed(session, used);
-    assert!(
+    let used = rotated_at + Duration::seconds(3);
+    let replayed = refreshed(session, used).detail("grace_replay");
+    assert_eq!(
         sessions
-            .add_token(session.id, &token(), used, idle, &added)
+            .supersede(replay(used, &next, &replayed))
             .await
-            .unwrap()
+            .unwrap(),
+        RefreshDecision::GraceReplay
     );
-    let expired_at = session.absolute_expires_at + Duration::seconds(1);
-    let refused = refreshed(session, expired_at);
-    assert!(
-        !sessions
-            .add_token(
-                session.id,
-                &token(),
-                expired_at,
-                expired_at + Duration::days(7),
-                &refused
-            )
+    let late = rotated_at + Duration::seconds(10);
+    let refused = refreshed(session, late).detail("grace_replay");
+    assert_eq!(
+        sessions
+            .supersede(replay(late, &late_next, &refused))
             .await
-            .unwrap()
+            .unwrap(),
+        RefreshDecision::Reuse
     );
 
-    assert_eq!(ids(&all_events(db).await), vec![added.id, signup.event.id]);
+    assert_eq!(
+        ids(&all_events(db).await),
+        vec![replayed.id, rotated.id, signup.event.id]
+    );
 }
 
 async fn revoke_stores_its_event_only_when_it_changed_something(db: &Database) {

@@ -1,12 +1,16 @@
 //! `SessionRepository`: refresh-token rotation (single use, stopped by
-//! revocation and expiry, races and batched waves) and `add_token`.
+//! revocation and expiry, races and batched waves) and `supersede` (a grace
+//! replay): whatever the interleaving, a session keeps one current token.
 
 use std::sync::Arc;
 
-use portcullis_domain::audit::{AuthEventKind, AuthEventRepository, EventQuery};
-use portcullis_domain::session::{RevokeReason, RotateOutcome, SessionRepository};
+use portcullis_domain::audit::{AuthEvent, AuthEventKind, AuthEventRepository, EventQuery};
+use portcullis_domain::session::{
+    RefreshDecision, RevokeReason, RotateOutcome, Session, SessionRepository, Supersession,
+    TokenHash,
+};
 use portcullis_infra::db::Database;
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 use tokio::task::JoinSet;
 
 use crate::support::{contract_tests, event, ids, new_session, new_user, now, refreshed, token};
@@ -16,7 +20,9 @@ contract_tests!(
     rotation_stops_at_expiry,
     concurrent_rotations_of_one_token_have_one_winner,
     a_wave_of_rotations_decides_each_as_if_alone,
-    add_token_only_extends_active_sessions,
+    a_grace_replay_supersedes_the_current_token,
+    supersede_changes_nothing_outside_the_grace_interval_or_on_an_inactive_session,
+    racing_grace_replays_and_rotations_leave_one_current_token,
 );
 
 async fn rotation_is_single_use_and_stops_at_revocation(db: &Database) {
@@ -66,7 +72,7 @@ async fn rotation_is_single_use_and_stops_at_revocation(db: &Database) {
         )
         .await
         .unwrap();
-    assert_eq!(outcome, RotateOutcome::AlreadyRotated);
+    assert_eq!(outcome, RotateOutcome::AlreadyRotated { rotated_at: used });
     assert!(
         sessions
             .find_by_refresh_token(&replayed)
@@ -219,7 +225,7 @@ async fn a_wave_of_rotations_decides_each_as_if_alone(db: &Database) {
                 assert_eq!(record.rotated_at, None);
                 assert_eq!((stored.last_used_at, stored.idle_expires_at), (used, idle));
             } else {
-                assert_eq!(result.2, RotateOutcome::AlreadyRotated);
+                assert_eq!(result.2, RotateOutcome::AlreadyRotated { rotated_at: used });
                 assert!(stored.is_none(), "a loser's token is not stored");
             }
         }
@@ -300,7 +306,8 @@ async fn concurrent_rotations_of_one_token_have_one_winner(db: &Database) {
     for (outcome, next) in results {
         match outcome.expect("no storage error under contention") {
             RotateOutcome::Rotated => winners.push(next),
-            RotateOutcome::AlreadyRotated => {
+            RotateOutcome::AlreadyRotated { rotated_at } => {
+                assert_eq!(rotated_at, used, "the winner's rotation time, as stored");
                 let stored = db.sessions().find_by_refresh_token(&next).await.unwrap();
                 assert!(stored.is_none(), "a losing rotation stored its token");
             }
@@ -317,48 +324,158 @@ async fn concurrent_rotations_of_one_token_have_one_winner(db: &Database) {
     assert_eq!(record.rotated_at, None);
 }
 
-async fn add_token_only_extends_active_sessions(db: &Database) {
-    let sessions = db.sessions();
+const GRACE: Duration = Duration::seconds(10);
+
+/// A grace replay of `presented` at `now`, storing `next`.
+fn replay<'a>(
+    session: &Session,
+    presented: &'a TokenHash,
+    next: &'a TokenHash,
+    now: OffsetDateTime,
+    replayed: &'a AuthEvent,
+) -> Supersession<'a> {
+    Supersession {
+        session: session.id,
+        presented,
+        next,
+        now,
+        idle_expires_at: now + Duration::days(7),
+        grace: GRACE,
+        event: replayed,
+    }
+}
+
+/// The tokens among `tokens` that are current (stored and not rotated).
+async fn current(db: &Database, tokens: &[&TokenHash]) -> Vec<usize> {
+    let mut found = Vec::new();
+    for (index, token) in tokens.iter().enumerate() {
+        let stored = db.sessions().find_by_refresh_token(token).await.unwrap();
+        if stored.is_some_and(|(record, _)| record.rotated_at.is_none()) {
+            found.push(index);
+        }
+    }
+    found
+}
+
+/// A rotated session: its first token `t0`, rotated at `rotated_at` into `t1`.
+async fn rotated_session(db: &Database) -> (Session, TokenHash, TokenHash, OffsetDateTime) {
     let user = new_user(db).await;
-    let (session, _first) = new_session(db, user.id, now()).await;
-    let used = session.created_at + Duration::seconds(3);
-    let idle = used + Duration::days(7);
-    let extra = token();
-
-    assert!(
-        sessions
-            .add_token(session.id, &extra, used, idle, &refreshed(&session, used))
-            .await
-            .unwrap()
-    );
-    let (record, stored) = sessions
-        .find_by_refresh_token(&extra)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        (record.session_id, record.created_at, record.rotated_at),
-        (session.id, used, None)
-    );
-    assert_eq!((stored.last_used_at, stored.idle_expires_at), (used, idle));
-
-    sessions
-        .revoke(
-            user.id,
+    let (session, t0) = new_session(db, user.id, now()).await;
+    let rotated_at = session.created_at + Duration::seconds(1);
+    let t1 = token();
+    let outcome = db
+        .sessions()
+        .rotate(
             session.id,
-            used,
-            RevokeReason::Logout,
-            &event(AuthEventKind::SessionRevoked, used),
+            &t0,
+            &t1,
+            rotated_at,
+            rotated_at + Duration::days(7),
+            &refreshed(&session, rotated_at),
         )
         .await
         .unwrap();
-    let refused = token();
-    assert!(
-        !sessions
-            .add_token(session.id, &refused, used, idle, &refreshed(&session, used))
-            .await
-            .unwrap()
+    assert_eq!(outcome, RotateOutcome::Rotated);
+    (session, t0, t1, rotated_at)
+}
+
+async fn a_grace_replay_supersedes_the_current_token(db: &Database) {
+    let sessions = db.sessions();
+    let (session, t0, t1, rotated_at) = rotated_session(db).await;
+    let (t2, t3) = (token(), token());
+    let (second, third) = (
+        rotated_at + Duration::seconds(3),
+        rotated_at + Duration::seconds(9),
     );
+
+    let replayed = refreshed(&session, second).detail("grace_replay");
+    let decided = sessions
+        .supersede(replay(&session, &t0, &t2, second, &replayed))
+        .await
+        .unwrap();
+    assert_eq!(decided, RefreshDecision::GraceReplay);
+    let (old, stored) = sessions.find_by_refresh_token(&t1).await.unwrap().unwrap();
+    assert_eq!(
+        old.rotated_at,
+        Some(second),
+        "the current token is superseded"
+    );
+    assert_eq!(
+        (stored.last_used_at, stored.idle_expires_at),
+        (second, second + Duration::days(7))
+    );
+    let (new, _) = sessions.find_by_refresh_token(&t2).await.unwrap().unwrap();
+    assert_eq!((new.created_at, new.rotated_at), (second, None));
+
+    // Grace runs from the presented token's own rotation, not the last replay.
+    let replayed = refreshed(&session, third).detail("grace_replay");
+    let decided = sessions
+        .supersede(replay(&session, &t0, &t3, third, &replayed))
+        .await
+        .unwrap();
+    assert_eq!(decided, RefreshDecision::GraceReplay);
+    assert_eq!(current(db, &[&t0, &t1, &t2, &t3]).await, vec![3]);
+    let (t2_record, _) = sessions.find_by_refresh_token(&t2).await.unwrap().unwrap();
+    assert_eq!(t2_record.rotated_at, Some(third));
+
+    // The superseded token rotates no more: it is a replay, from its own time.
+    let outcome = sessions
+        .rotate(
+            session.id,
+            &t1,
+            &token(),
+            third,
+            third + Duration::days(7),
+            &refreshed(&session, third),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        RotateOutcome::AlreadyRotated { rotated_at: second }
+    );
+}
+
+async fn supersede_changes_nothing_outside_the_grace_interval_or_on_an_inactive_session(
+    db: &Database,
+) {
+    let sessions = db.sessions();
+    let (session, t0, t1, rotated_at) = rotated_session(db).await;
+    let refused = token();
+
+    let late = rotated_at + GRACE;
+    let replayed = refreshed(&session, late).detail("grace_replay");
+    let decided = sessions
+        .supersede(replay(&session, &t0, &refused, late, &replayed))
+        .await
+        .unwrap();
+    assert_eq!(decided, RefreshDecision::Reuse);
+    // The current token itself is no replay.
+    let at = rotated_at + Duration::seconds(2);
+    let replayed = refreshed(&session, at).detail("grace_replay");
+    let decided = sessions
+        .supersede(replay(&session, &t1, &refused, at, &replayed))
+        .await
+        .unwrap();
+    assert_eq!(decided, RefreshDecision::Rotate);
+    assert_eq!(current(db, &[&t0, &t1, &refused]).await, vec![1]);
+
+    sessions
+        .revoke(
+            session.user_id,
+            session.id,
+            at,
+            RevokeReason::Logout,
+            &event(AuthEventKind::SessionRevoked, at),
+        )
+        .await
+        .unwrap();
+    let replayed = refreshed(&session, at).detail("grace_replay");
+    let decided = sessions
+        .supersede(replay(&session, &t0, &refused, at, &replayed))
+        .await
+        .unwrap();
+    assert_eq!(decided, RefreshDecision::Refused);
     assert!(
         sessions
             .find_by_refresh_token(&refused)
@@ -366,4 +483,54 @@ async fn add_token_only_extends_active_sessions(db: &Database) {
             .unwrap()
             .is_none()
     );
+    let (t1_record, stored) = sessions.find_by_refresh_token(&t1).await.unwrap().unwrap();
+    assert_eq!(
+        t1_record.rotated_at, None,
+        "a refused replay must roll back"
+    );
+    assert_eq!(stored.last_used_at, rotated_at);
+}
+
+/// Grace replays of the rotated token racing rotations of its successor,
+/// all at once: every interleaving leaves exactly one current token.
+async fn racing_grace_replays_and_rotations_leave_one_current_token(db: &Database) {
+    let (session, t0, t1, rotated_at) = rotated_session(db).await;
+    let at = rotated_at + Duration::seconds(2);
+    let (t0, t1) = (Arc::new(t0), Arc::new(t1));
+
+    let mut attempts = JoinSet::new();
+    for n in 0..16 {
+        let sessions = db.sessions();
+        let session = session.clone();
+        let presented = Arc::clone(if n % 2 == 0 { &t0 } else { &t1 });
+        attempts.spawn(async move {
+            let next = token();
+            let replayed = refreshed(&session, at);
+            if n % 2 == 0 {
+                let decided = sessions
+                    .supersede(replay(&session, &presented, &next, at, &replayed))
+                    .await
+                    .expect("no storage error under contention");
+                assert_eq!(decided, RefreshDecision::GraceReplay);
+            } else {
+                sessions
+                    .rotate(
+                        session.id,
+                        &presented,
+                        &next,
+                        at,
+                        at + Duration::days(7),
+                        &replayed,
+                    )
+                    .await
+                    .expect("no storage error under contention");
+            }
+            next
+        });
+    }
+    let nexts = attempts.join_all().await;
+
+    let mut all: Vec<&TokenHash> = vec![&t0, &t1];
+    all.extend(nexts.iter());
+    assert_eq!(current(db, &all).await.len(), 1, "one current token");
 }

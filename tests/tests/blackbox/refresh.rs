@@ -196,3 +196,164 @@ async fn rotation_never_extends_the_absolute_lifetime() {
     }
     app.stop().await;
 }
+
+/// The grace interval of the tests below: long enough for a few requests
+/// to land inside it on a loaded machine, short enough to wait out.
+const GRACE_SECS: u64 = 3;
+
+async fn spawn_with_grace(secs: u64) -> TestApp {
+    spawn_with(Options {
+        env: vec![("PORTCULLIS_REFRESH_REUSE_GRACE_SECS", secs.to_string())],
+        ..Options::default()
+    })
+    .await
+}
+
+/// Waits until every token rotated or superseded so far is outside the
+/// grace interval (the server's time, not a readiness wait).
+async fn outlive_the_grace_interval() {
+    tokio::time::sleep(Duration::from_millis(GRACE_SECS * 1000 + 300)).await;
+}
+
+/// Opens `n` keep-alive connections to the server, so that `n` requests
+/// sent together reach it together instead of one per TCP handshake.
+async fn warm_up_connections(app: &TestApp, n: usize) {
+    for resp in futures::future::join_all((0..n).map(|_| app.health_live())).await {
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+}
+
+/// The `refresh_token_reuse_detected` events of the user, seen from a
+/// fresh session of theirs.
+async fn reuse_events(app: &TestApp, email: &str) -> Vec<Value> {
+    let fresh = Tokens::from(app.log_in(email, PASSWORD).await).await;
+    let resp = app
+        .events(&fresh.access, &[("type", "refresh_token_reuse_detected")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let page: Value = resp.json().await.unwrap();
+    page["items"].as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn sequential_replays_inside_the_grace_interval_leave_one_chain() {
+    let app = spawn_with_grace(GRACE_SECS).await;
+    let (email, first) = app.new_user().await;
+    let a = Tokens::from(app.refresh(&first.refresh).await).await;
+    let b = Tokens::from(app.refresh(&first.refresh).await).await;
+    let c = Tokens::from(app.refresh(&first.refresh).await).await;
+    for pair in [&a, &b, &c] {
+        assert_eq!(pair.session_id(), first.session_id());
+    }
+    outlive_the_grace_interval().await;
+
+    // The last replay got the session's current token; it still refreshes.
+    let resp = app.refresh(&c.refresh).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let d = Tokens::from(resp).await;
+    // Any other token of the session revokes it.
+    assert_problem(
+        app.refresh(&a.refresh).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_grant",
+    )
+    .await;
+    for token in [&b.refresh, &d.refresh] {
+        assert_problem(
+            app.refresh(token).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_eq!(app.me(&d.access).await.status(), StatusCode::UNAUTHORIZED);
+    let reuse = reuse_events(&app, &email).await;
+    assert_eq!(reuse.len(), 1);
+    assert_eq!(reuse[0]["session_id"], first.session_id());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn after_a_parallel_burst_at_most_one_successor_still_refreshes() {
+    let app = spawn_with_grace(GRACE_SECS).await;
+    let (email, first) = app.new_user().await;
+    warm_up_connections(&app, 8).await;
+    let results = futures::future::join_all((0..8).map(|_| app.refresh(&first.refresh))).await;
+    let mut pairs = Vec::new();
+    for resp in results {
+        assert_eq!(resp.status(), StatusCode::OK, "inside the grace interval");
+        pairs.push(Tokens::from(resp).await);
+    }
+    outlive_the_grace_interval().await;
+
+    let mut refreshed = Vec::new();
+    for pair in &pairs {
+        let resp = app.refresh(&pair.refresh).await;
+        if resp.status() == StatusCode::OK {
+            refreshed.push(Tokens::from(resp).await);
+        } else {
+            assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_grant").await;
+        }
+    }
+
+    assert!(
+        refreshed.len() <= 1,
+        "{} of 8 successors still refresh",
+        refreshed.len()
+    );
+    // Seven of them were not current: the session is revoked, with every
+    // pair it handed out.
+    for pair in pairs.iter().chain(&refreshed) {
+        assert_eq!(
+            app.me(&pair.access).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    for pair in &refreshed {
+        assert_problem(
+            app.refresh(&pair.refresh).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+        )
+        .await;
+    }
+    assert_eq!(reuse_events(&app, &email).await.len(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_grace_zero_a_race_hands_out_one_pair_and_revokes_the_session() {
+    let app = spawn_with_grace(0).await;
+    warm_up_connections(&app, 8).await;
+    // A few rounds, each a fresh session: one round's requests may happen
+    // to reach the server one after another, all of them hardly.
+    for _ in 0..3 {
+        let (email, first) = app.new_user().await;
+
+        let results = futures::future::join_all((0..8).map(|_| app.refresh(&first.refresh))).await;
+
+        let mut pairs = Vec::new();
+        for resp in results {
+            if resp.status() == StatusCode::OK {
+                pairs.push(Tokens::from(resp).await);
+            } else {
+                assert_problem(resp, StatusCode::UNAUTHORIZED, "invalid_grant").await;
+            }
+        }
+        // The first rotation wins; every other request presented a rotated
+        // token, which with no grace interval is reuse, however close the race.
+        assert_eq!(pairs.len(), 1, "{} pairs handed out", pairs.len());
+        assert_eq!(
+            app.me(&pairs[0].access).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_problem(
+            app.refresh(&pairs[0].refresh).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+        )
+        .await;
+        assert_eq!(reuse_events(&app, &email).await.len(), 1);
+    }
+    app.stop().await;
+}

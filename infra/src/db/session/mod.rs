@@ -3,13 +3,15 @@
 //! Every state change that must not race (rotation, replay within the grace
 //! interval, logout everywhere) is one transaction that re-checks its
 //! precondition under a lock, so the database decides who wins. A rotation
-//! reads the session and the token under the lock (on PostgreSQL the
-//! session's row lock, `SELECT ... FOR UPDATE`; on SQLite `BEGIN IMMEDIATE`)
-//! and decides with the domain's `decide_rotation`, the one rule of every
-//! adapter. On SQLite, lookups and rotations of concurrent requests are
-//! served together: `batched_lookups.rs` and `batched_rotations.rs`. Every
-//! revocation also appends to the feed other instances read, in the same
-//! transaction: `revocations.rs`.
+//! or a grace replay reads the session and the token under the lock (on
+//! PostgreSQL the session's row lock, `SELECT ... FOR UPDATE`; on SQLite
+//! `BEGIN IMMEDIATE`) and decides with the domain's `decide_rotation` or
+//! `decide_refresh`, the one rule of every adapter, so a session keeps one
+//! current refresh token. On SQLite, lookups and rotations of concurrent
+//! requests are served together: `batched_lookups.rs` and
+//! `batched_rotations.rs`; grace replays are rare and go one by one.
+//! Every revocation also appends to the feed other instances read, in the
+//! same transaction: `revocations.rs`.
 
 use async_trait::async_trait;
 use portcullis_domain::audit::AuthEvent;
@@ -18,8 +20,8 @@ use portcullis_domain::error::Failure;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;
 use portcullis_domain::session::{
-    RefreshRecord, RevocationCursor, RevocationPage, RevokeReason, RotateOutcome, Session,
-    SessionOpening, SessionRepository, TokenHash, decide_rotation,
+    RefreshDecision, RefreshRecord, RevocationCursor, RevocationPage, RevokeReason, RotateOutcome,
+    Session, SessionOpening, SessionRepository, Supersession, TokenHash,
 };
 use sea_orm::prelude::Uuid;
 use sea_orm::sea_query::Expr;
@@ -38,6 +40,7 @@ use super::write::Decision;
 
 mod batched_lookups;
 mod batched_rotations;
+mod locked;
 mod revocations;
 
 pub(crate) use batched_lookups::BatchedLookups;
@@ -159,62 +162,20 @@ impl SessionRepository for SeaOrmSessionRepository {
             };
             return self.db.rotations().submit(&self.db, rotation).await;
         }
-        let tx = self.db.begin_write().await?;
-        let body = async {
-            // The session's row lock serialises concurrent rotations of it.
-            let stored = session::Entity::find_by_id(session.as_uuid())
-                .lock_exclusive()
-                .one(tx.txn())
-                .await?
-                .map(to_domain)
-                .transpose()
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-            let token = refresh_token::Entity::find_by_id(presented.as_bytes().to_vec())
-                .one(tx.txn())
-                .await?
-                .map(|row| token_record(&row))
-                .transpose()
-                .map_err(|e| DbErr::Custom(e.to_string()))?;
-            let outcome = decide_rotation(session, stored.as_ref(), token.as_ref(), now);
-            if outcome != RotateOutcome::Rotated {
-                return Ok(Decision::Rollback(outcome));
-            }
-            touch_if_active(tx.txn(), session, now, idle_expires_at).await?;
-            refresh_token::Entity::update_many()
-                .col_expr(
-                    refresh_token::Column::RotatedAt,
-                    Expr::value(to_millis(now)),
-                )
-                .filter(refresh_token::Column::TokenHash.eq(presented.as_bytes().to_vec()))
-                .exec(tx.txn())
-                .await?;
-            insert_token(tx.txn(), session, next, now).await?;
-            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
-            Ok(Decision::Commit(RotateOutcome::Rotated))
-        }
-        .await;
-        tx.settle(body).await
+        locked::rotate(
+            &self.db,
+            session,
+            presented,
+            next,
+            now,
+            idle_expires_at,
+            event,
+        )
+        .await
     }
 
-    async fn add_token(
-        &self,
-        session: SessionId,
-        next: &TokenHash,
-        now: OffsetDateTime,
-        idle_expires_at: OffsetDateTime,
-        event: &AuthEvent,
-    ) -> Result<bool, Failure> {
-        let tx = self.db.begin_write().await?;
-        let body = async {
-            if !touch_if_active(tx.txn(), session, now, idle_expires_at).await? {
-                return Ok(Decision::Rollback(false));
-            }
-            insert_token(tx.txn(), session, next, now).await?;
-            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
-            Ok(Decision::Commit(true))
-        }
-        .await;
-        tx.settle(body).await
+    async fn supersede(&self, replay: Supersession<'_>) -> Result<RefreshDecision, Failure> {
+        locked::supersede(&self.db, replay).await
     }
 
     async fn find(&self, user: UserId, session: SessionId) -> Result<Option<Session>, Failure> {
@@ -349,7 +310,7 @@ pub(crate) async fn insert_opening<C: ConnectionTrait>(
 }
 
 /// Records a use of `session` if it is still active at `now`; whether it was.
-async fn touch_if_active<C: ConnectionTrait>(
+pub(super) async fn touch_if_active<C: ConnectionTrait>(
     db: &C,
     session: SessionId,
     now: OffsetDateTime,
@@ -372,7 +333,7 @@ async fn touch_if_active<C: ConnectionTrait>(
 }
 
 /// Stores `token` as a current refresh token of `session`.
-async fn insert_token<C: ConnectionTrait>(
+pub(super) async fn insert_token<C: ConnectionTrait>(
     db: &C,
     session: SessionId,
     token: &TokenHash,
