@@ -188,7 +188,7 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
         let seen = &backends_seen;
         async move {
             use reqwest::Method;
-            let ip = client(net, 10 + i);
+            let ip = client_address(net, 10 + i);
             let email = format!("fleet-{i}-{}@example.com", uuid::Uuid::new_v4().simple());
             let note = |backend: String| *seen.lock().unwrap().entry(backend).or_default() += 1;
             let (status, backend, _) = lb
@@ -297,7 +297,7 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
     }
 
     // Rate limits are global: a burst of 3 sign-ups per client across all three instances.
-    let ip = client(net, 0xc8);
+    let ip = client_address(net, 0xc8);
     let ip = ip.as_str();
     let mut created = 0;
     let mut limited = 0;
@@ -338,7 +338,7 @@ async fn three_instances_behind_haproxy_lose_nothing_and_share_limits_and_revoca
 }
 
 /// A documentation-range IPv6 /48 (`2001:db8::/32`) no other run uses. Each
-/// simulated client gets a /64 of its own inside it (`client`): clients are
+/// simulated client gets a /64 of its own inside it (`client_address`): clients are
 /// grouped by /64, so two addresses of one /64 would be one client.
 fn run_network() -> String {
     let id = uuid::Uuid::new_v4().as_u128();
@@ -346,6 +346,6 @@ fn run_network() -> String {
 }
 
 /// The address of simulated client `n` of the run network: one /64 each.
-fn client(net: &str, n: u16) -> String {
+fn client_address(net: &str, n: u16) -> String {
     format!("{net}:{n:x}::1")
 }
