@@ -39,11 +39,22 @@ impl LogoutScopeParam {
     }
 }
 
-/// The optional body of a logout.
+/// The optional body of a logout: `scope` names the sessions to end, as
+/// `?scope=` does; `this` when neither says, 400 when the two differ.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct LogoutRequest {
-    /// Which sessions to end, as `?scope=` says it; `this` when neither says.
+    // No doc comment: a described `$ref` becomes an `allOf` wrapper, which
+    // SDK generators cannot take for an enum.
     pub scope: Option<LogoutScopeParam>,
+}
+
+impl poem_openapi::types::Example for LogoutRequest {
+    fn example() -> Self {
+        Self {
+            scope: Some(LogoutScopeParam::Others),
+        }
+    }
 }
 
 /// The one scope the query and the body ask for.
