@@ -5,6 +5,7 @@
 
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
+use poem_openapi::types::MaybeUndefined;
 use poem_openapi::{ApiResponse, Enum, Object};
 use portcullis_domain::auth::{AuthService, LogoutScope};
 use portcullis_domain::context::Principal;
@@ -46,13 +47,31 @@ impl LogoutScopeParam {
 pub struct LogoutRequest {
     // No doc comment: a described `$ref` becomes an `allOf` wrapper, which
     // SDK generators cannot take for an enum.
-    pub scope: Option<LogoutScopeParam>,
+    pub scope: MaybeUndefined<LogoutScopeParam>,
 }
 
 impl poem_openapi::types::Example for LogoutRequest {
     fn example() -> Self {
         Self {
-            scope: Some(LogoutScopeParam::Others),
+            scope: MaybeUndefined::Value(LogoutScopeParam::Others),
+        }
+    }
+}
+
+impl LogoutRequest {
+    /// The scope the body names, if any.
+    ///
+    /// # Errors
+    /// 400 `bad_request` for `"scope": null` (leave it out instead).
+    pub fn scope(&self) -> Result<Option<LogoutScopeParam>, ApiError> {
+        match self.scope {
+            MaybeUndefined::Undefined => Ok(None),
+            MaybeUndefined::Null => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "`scope` must not be null; leave it out instead.",
+            )),
+            MaybeUndefined::Value(scope) => Ok(Some(scope)),
         }
     }
 }
@@ -126,7 +145,11 @@ pub async fn log_out(
     query: Option<LogoutScopeParam>,
     body: Option<LogoutRequest>,
 ) -> Result<LogoutResponse, LogoutErrors> {
-    let scope = resolve_scope(query, body.and_then(|b| b.scope))?.into_domain();
+    let body_scope = match body {
+        Some(body) => body.scope()?,
+        None => None,
+    };
+    let scope = resolve_scope(query, body_scope)?.into_domain();
     let revoked = auth.log_out(caller, scope, ctx).await?;
     Ok(LogoutResponse::Ok(Json(LogoutBody {
         revoked_sessions: revoked.iter().map(|id| id.as_uuid()).collect(),
