@@ -202,7 +202,30 @@ pub(crate) mod testing {
     use poem::IntoResponse;
     use poem::http::header;
 
+    use portcullis_domain::error::Failure;
+
     use super::PROBLEM_JSON;
+
+    /// Every kind of `Failure` and the one answer each gets in every
+    /// operation: 503 with `Retry-After` when retrying can help, else 500.
+    pub(crate) fn failure_cases() -> [(Failure, Answer); 3] {
+        [
+            (
+                Failure::Overloaded {
+                    retry_after_secs: 3,
+                },
+                Answer::new(503, "overloaded", Some("3")),
+            ),
+            (
+                Failure::Unavailable(anyhow::anyhow!("refused")),
+                Answer::new(503, "unavailable", Some("2")),
+            ),
+            (
+                Failure::Unexpected(anyhow::anyhow!("bug")),
+                Answer::new(500, "internal", None),
+            ),
+        ]
+    }
 
     /// The status, problem `code` and `Retry-After` of an answer.
     #[derive(Debug, PartialEq, Eq)]

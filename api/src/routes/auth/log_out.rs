@@ -159,26 +159,11 @@ pub async fn log_out(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::problem::testing::{Answer, answer};
+    use crate::problem::testing::{Answer, answer, failure_cases};
 
     #[tokio::test]
     async fn every_log_out_failure_has_one_status_code_and_retry_after() {
-        let cases = [
-            (
-                Failure::Overloaded {
-                    retry_after_secs: 3,
-                },
-                Answer::new(503, "overloaded", Some("3")),
-            ),
-            (
-                Failure::Unavailable(anyhow::anyhow!("refused")),
-                Answer::new(503, "unavailable", Some("2")),
-            ),
-            (
-                Failure::Unexpected(anyhow::anyhow!("bug")),
-                Answer::new(500, "internal", None),
-            ),
-        ];
+        let cases = failure_cases();
         for (error, expected) in cases {
             let shown = format!("{error:?}");
             assert_eq!(answer(LogoutErrors::from(error)).await, expected, "{shown}");
