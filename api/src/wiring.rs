@@ -129,6 +129,7 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
     let hasher = Arc::new(Argon2Hasher::new(HashPoolConfig {
         workers: settings.hash_workers,
         queue: settings.hash_queue,
+        backend: settings.argon2_backend,
     })?);
     let hash_depth = hasher.clone();
     // Every access token of a revoked session has expired after this, counted

@@ -35,7 +35,7 @@ use hyper::StatusCode;
 use crate::http::Call;
 use crate::limiter::LimiterFigures;
 use crate::load::{Fixed, Group, LogIns, Refreshes, Script, SignUps, User};
-use crate::report::{Baselines, Machine, Report, Row, Settings, Startup, Target};
+use crate::report::{Baselines, HashRate, Machine, Report, Row, Settings, Startup, Target};
 use crate::server::Server;
 
 /// A password every sign-up passes the policy with.
@@ -229,6 +229,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         argon2_threads: nproc,
         argon2_hashes_per_s: None,
         argon2_before: Vec::new(),
+        argon2_implementations: Vec::new(),
     };
     let mut startup = Startup::default();
     let mut limiter_figures = None;
@@ -252,11 +253,30 @@ async fn run(args: Args) -> anyhow::Result<()> {
         for workload in selected.iter().copied().filter(|w| *w != "restart") {
             println!("- {workload}");
             if workload == "hash" {
-                let (warmup, window) = (bench.warmup, bench.window);
-                let rate = tokio::task::spawn_blocking(move || hash::rate(nproc, warmup, window))
-                    .await??;
-                println!("  {rate:.1} hashes/s on {nproc} threads");
-                baselines.argon2_hashes_per_s = Some(rate);
+                // Each implementation on one thread and on the server's
+                // hashing workers; the ceiling is the fast one on all of them.
+                let (warmup, window) = (bench.warmup, bench.window.min(NEIGHBOUR_BASELINE));
+                for implementation in [hash::Implementation::Fast, hash::Implementation::Reference]
+                {
+                    for threads in [1, nproc] {
+                        let rate = tokio::task::spawn_blocking(move || {
+                            hash::rate(implementation, threads, warmup, window)
+                        })
+                        .await??;
+                        println!(
+                            "  {}: {rate:.1} hashes/s on {threads} thread(s)",
+                            implementation.name()
+                        );
+                        baselines.argon2_implementations.push(HashRate {
+                            implementation: implementation.name().to_owned(),
+                            threads,
+                            hashes_per_s: rate,
+                        });
+                        if implementation == hash::Implementation::Fast && threads == nproc {
+                            baselines.argon2_hashes_per_s = Some(rate);
+                        }
+                    }
+                }
             } else if workload == "limiter" {
                 let figures = tokio::task::spawn_blocking(|| limiter::measure(LIMITER_CLIENTS))
                     .await??;
@@ -275,7 +295,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 if matches!(workload, "signup" | "login") {
                     let window = bench.window.min(NEIGHBOUR_BASELINE);
                     let rate = tokio::task::spawn_blocking(move || {
-                        hash::rate(nproc, Duration::from_secs(1), window)
+                        hash::rate(hash::Implementation::Fast, nproc, Duration::from_secs(1), window)
                     })
                     .await??;
                     println!("  argon2id just before: {rate:.1} hashes/s");

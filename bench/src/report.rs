@@ -92,6 +92,15 @@ pub struct Baselines {
     /// shared VM the rate drifts by 20% or more within a minute, so each
     /// ratio compares with its neighbour.
     pub argon2_before: Vec<(String, f64)>,
+    /// Each implementation's raw rate, on one thread and on `argon2_threads`.
+    pub argon2_implementations: Vec<HashRate>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HashRate {
+    pub implementation: String,
+    pub threads: usize,
+    pub hashes_per_s: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -228,10 +237,28 @@ impl Report {
         let mut out = String::new();
         let _ = writeln!(
             out,
-            "argon2id baseline: {} hashes/s on {} threads (m=19456 KiB, t=2, p=1, in the bench process)",
+            "argon2id baseline (the ceiling): {} hashes/s on {} threads with argon2-rust, the server's default (m=19456 KiB, t=2, p=1, in the bench process)",
             opt(self.baselines.argon2_hashes_per_s, 1),
             self.baselines.argon2_threads
         );
+        if !self.baselines.argon2_implementations.is_empty() {
+            let rates: Vec<String> = self
+                .baselines
+                .argon2_implementations
+                .iter()
+                .map(|rate| {
+                    format!(
+                        "{} {:.1} on {} thread(s)",
+                        rate.implementation, rate.hashes_per_s, rate.threads
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "argon2id by implementation (hashes/s): {}",
+                rates.join(", ")
+            );
+        }
         if !self.baselines.argon2_before.is_empty() {
             let again: Vec<String> = self
                 .baselines

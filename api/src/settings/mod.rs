@@ -17,6 +17,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use portcullis_domain::limits::LockoutPolicy;
+use portcullis_infra::crypto::Argon2Backend;
 use secrecy::SecretString;
 
 use crate::http::client_ip::{DEFAULT_IPV6_PREFIX, ForwardedHeader};
@@ -81,6 +82,8 @@ pub struct Settings {
     pub hash_workers: usize,
     /// `PORTCULLIS_HASH_QUEUE` (default 64): waiting hashes before 503.
     pub hash_queue: usize,
+    /// `PORTCULLIS_ARGON2_BACKEND` (`fast`, the default, or `reference`).
+    pub argon2_backend: Argon2Backend,
     /// `PORTCULLIS_DB_MAX_CONNECTIONS` (default 10 on PostgreSQL, 4 on SQLite).
     pub db_max_connections: u32,
     /// `PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS` (default 5000).
@@ -201,6 +204,7 @@ impl Settings {
             password_min_length: parse(source, "PORTCULLIS_PASSWORD_MIN_LENGTH", 15)?,
             hash_workers: parse(source, "PORTCULLIS_HASH_WORKERS", default_workers)?,
             hash_queue: parse(source, "PORTCULLIS_HASH_QUEUE", 64)?,
+            argon2_backend: parse(source, "PORTCULLIS_ARGON2_BACKEND", Argon2Backend::Fast)?,
             db_max_connections: parse(source, "PORTCULLIS_DB_MAX_CONNECTIONS", default_pool)?,
             db_acquire_timeout: millis(source, "PORTCULLIS_DB_ACQUIRE_TIMEOUT_MS", 5000, 1)?,
             db_statement_timeout: millis(source, "PORTCULLIS_DB_STATEMENT_TIMEOUT_MS", 10_000, 1)?,
@@ -302,6 +306,17 @@ mod tests {
         assert_eq!(settings.data_dir, PathBuf::from("./data"));
         assert_eq!(settings.password_min_length, 15);
         assert!(settings.jwt_secret.is_none());
+        assert_eq!(settings.argon2_backend, Argon2Backend::Fast);
+    }
+
+    #[test]
+    fn the_argon2_backend_is_fast_or_reference() {
+        let settings =
+            Settings::from_source(&[("PORTCULLIS_ARGON2_BACKEND", "reference")]).unwrap();
+        assert_eq!(settings.argon2_backend, Argon2Backend::Reference);
+        let err = Settings::from_source(&[("PORTCULLIS_ARGON2_BACKEND", "turbo")]).unwrap_err();
+        assert_eq!(err.var, "PORTCULLIS_ARGON2_BACKEND");
+        assert!(err.to_string().contains("fast or reference"));
     }
 
     #[test]

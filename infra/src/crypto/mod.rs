@@ -13,5 +13,5 @@ mod secrets;
 
 pub use jwt::{JwtConfig, JwtTokens};
 pub use keys::{Jwks, PublicJwk, SigningKeys, generate_ed25519_pem, generate_hs256_secret};
-pub use password::{Argon2Hasher, HashPoolConfig};
+pub use password::{Argon2Backend, Argon2Hasher, HashPoolConfig};
 pub use secrets::RandomSecrets;

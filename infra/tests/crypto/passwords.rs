@@ -5,12 +5,19 @@ use std::time::{Duration as StdDuration, Instant};
 
 use portcullis_domain::error::Failure;
 use portcullis_domain::password::{Password, PasswordHash, PasswordHasher as _};
-use portcullis_infra::crypto::{Argon2Hasher, HashPoolConfig};
+use portcullis_infra::crypto::{Argon2Backend, Argon2Hasher, HashPoolConfig};
+
+const BACKENDS: [Argon2Backend; 2] = [Argon2Backend::Fast, Argon2Backend::Reference];
 
 fn hasher() -> Argon2Hasher {
+    hasher_on(Argon2Backend::default())
+}
+
+fn hasher_on(backend: Argon2Backend) -> Argon2Hasher {
     Argon2Hasher::new(HashPoolConfig {
         workers: 2,
         queue: 8,
+        backend,
     })
     .unwrap()
 }
@@ -29,15 +36,17 @@ fn hash_with(params: argon2::Params, algorithm: argon2::Algorithm, text: &str) -
 
 #[tokio::test]
 async fn a_hashed_password_verifies_and_needs_no_rehash() {
-    let hasher = hasher();
-    let secret = password("tulips in the rain 🌧 at noon");
+    for backend in BACKENDS {
+        let hasher = hasher_on(backend);
+        let secret = password("tulips in the rain 🌧 at noon");
 
-    let hash = hasher.hash(&secret).await.unwrap();
-    let verification = hasher.verify(&secret, &hash).await.unwrap();
+        let hash = hasher.hash(&secret).await.unwrap();
+        let verification = hasher.verify(&secret, &hash).await.unwrap();
 
-    assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-    assert!(verification.matches);
-    assert!(!verification.needs_rehash);
+        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verification.matches, "{backend:?}");
+        assert!(!verification.needs_rehash, "{backend:?}");
+    }
 }
 
 #[tokio::test]
@@ -56,23 +65,24 @@ async fn two_hashes_of_one_password_differ_by_salt() {
 
 #[tokio::test]
 async fn a_wrong_password_does_not_match() {
-    let hasher = hasher();
-    let hash = hasher
-        .hash(&password("tulips in the rain at noon"))
-        .await
-        .unwrap();
+    for backend in BACKENDS {
+        let hasher = hasher_on(backend);
+        let hash = hasher
+            .hash(&password("tulips in the rain at noon"))
+            .await
+            .unwrap();
 
-    let verification = hasher
-        .verify(&password("tulips in the rain at noon "), &hash)
-        .await
-        .unwrap();
+        let verification = hasher
+            .verify(&password("tulips in the rain at noon "), &hash)
+            .await
+            .unwrap();
 
-    assert!(!verification.matches);
+        assert!(!verification.matches, "{backend:?}");
+    }
 }
 
 #[tokio::test]
 async fn hashes_with_other_settings_match_and_ask_for_a_rehash() {
-    let hasher = hasher();
     let text = "correct horse battery staple";
     let older = [
         hash_with(
@@ -92,23 +102,65 @@ async fn hashes_with_other_settings_match_and_ask_for_a_rehash() {
         ),
     ];
 
-    for hash in &older {
-        let verification = hasher.verify(&password(text), hash).await.unwrap();
-        assert!(verification.matches);
-        assert!(verification.needs_rehash);
+    for backend in BACKENDS {
+        let hasher = hasher_on(backend);
+        for hash in &older {
+            let verification = hasher.verify(&password(text), hash).await.unwrap();
+            assert!(verification.matches, "{backend:?}");
+            assert!(verification.needs_rehash, "{backend:?}");
+        }
     }
 }
 
 #[tokio::test]
 async fn a_stored_hash_that_is_not_phc_is_an_unexpected_error() {
-    let hasher = hasher();
-    let result = hasher
-        .verify(
-            &password("whatever it is"),
-            &PasswordHash::new("not a hash".to_owned()),
-        )
-        .await;
-    assert!(matches!(result, Err(Failure::Unexpected(_))));
+    for backend in BACKENDS {
+        let result = hasher_on(backend)
+            .verify(
+                &password("whatever it is"),
+                &PasswordHash::new("not a hash".to_owned()),
+            )
+            .await;
+        assert!(matches!(result, Err(Failure::Unexpected(_))), "{backend:?}");
+    }
+}
+
+/// A stored string may name any cost; one that asks for 4 TiB, 2^32 passes
+/// or more lanes than we allow is refused while it is still a number, on both backends,
+/// and costs no time and no memory.
+#[tokio::test]
+async fn a_stored_hash_with_a_hostile_cost_is_refused_at_once() {
+    let hostile = [
+        "$argon2id$v=19$m=4294967295,t=1,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+        "$argon2id$v=19$m=19456,t=4294967295,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+        "$argon2id$v=19$m=19456,t=2,p=9$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+        "$argon2id$v=19$m=524288,t=2,p=1$c29tZXNhbHQ$CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc",
+    ];
+    for backend in BACKENDS {
+        let hasher = hasher_on(backend);
+        for phc in hostile {
+            let started = Instant::now();
+            let result = hasher
+                .verify(
+                    &password("whatever it is"),
+                    &PasswordHash::new(phc.to_owned()),
+                )
+                .await;
+            let Err(Failure::Unexpected(error)) = result else {
+                panic!("{backend:?} accepted {phc}: {result:?}");
+            };
+            assert!(
+                error.to_string().contains("more than the accepted cost"),
+                "{backend:?}: {error}"
+            );
+            assert!(
+                !error.to_string().contains(phc),
+                "the string stays out of the message"
+            );
+            // One real verification takes milliseconds; 4 TiB would take hours.
+            assert!(started.elapsed() < StdDuration::from_secs(5), "{backend:?}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -145,6 +197,7 @@ async fn a_full_pool_refuses_at_once_instead_of_queueing() {
     let hasher = Argon2Hasher::new(HashPoolConfig {
         workers: 1,
         queue: 1,
+        ..HashPoolConfig::default()
     })
     .unwrap();
 
@@ -184,6 +237,7 @@ async fn queue_depth_counts_requests_in_flight() {
     let hasher = Argon2Hasher::new(HashPoolConfig {
         workers: 1,
         queue: 4,
+        ..HashPoolConfig::default()
     })
     .unwrap();
     assert_eq!(hasher.queue_depth(), 0);
@@ -219,6 +273,7 @@ fn a_pool_without_workers_is_refused() {
     let result = Argon2Hasher::new(HashPoolConfig {
         workers: 0,
         queue: 4,
+        ..HashPoolConfig::default()
     });
     assert!(result.is_err());
 }

@@ -15,6 +15,7 @@ mod events;
 mod fuzz;
 mod jwt_attacks;
 mod limits;
+mod password_hashes;
 mod refresh;
 mod sessions;
 mod signup_login;

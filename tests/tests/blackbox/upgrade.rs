@@ -32,6 +32,7 @@ async fn users_and_sessions_of_the_first_release_work_after_upgrading() {
     let hasher = Argon2Hasher::new(HashPoolConfig {
         workers: 1,
         queue: 4,
+        ..HashPoolConfig::default()
     })
     .unwrap();
     let hash = hasher
@@ -139,6 +140,7 @@ async fn an_account_stored_with_a_decomposed_email_logs_in_by_either_form_after_
     let hash = Argon2Hasher::new(HashPoolConfig {
         workers: 1,
         queue: 4,
+        ..HashPoolConfig::default()
     })
     .unwrap()
     .hash(&Password::new(PASSWORD.to_owned()))
