@@ -105,6 +105,10 @@ struct Args {
     /// Each probe connection sends one request per this many milliseconds.
     #[arg(long, default_value_t = 4.0)]
     probe_interval_ms: f64,
+    /// The server's argon2id implementation (`fast` or `reference`), to
+    /// compare the two on the same build; the ceiling is always the fastest.
+    #[arg(long, default_value = "fast", value_parser = ["fast", "reference"])]
+    server_argon2: String,
     /// The server binary (default: target/release/portcullis of this workspace).
     #[arg(long)]
     server: Option<PathBuf>,
@@ -239,7 +243,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         binary.display(),
         data_dir.display()
     );
-    let mut server = Server::start(&binary, &data_dir).await?;
+    let mut server = Server::start(&binary, &data_dir, &args.server_argon2).await?;
     startup.first_start_ms = Some(millis(server.start_to_ready));
     tokio::time::sleep(SETTLE).await;
     startup.idle_rss_fresh_mib = Some(rss_mib(&server, "VmRSS")?);
@@ -331,7 +335,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("- restart (x{RESTARTS}, existing database)");
         let mut idle: f64 = 0.0;
         for _ in 0..RESTARTS {
-            let server = Server::start(&binary, &data_dir).await?;
+            let server = Server::start(&binary, &data_dir, &args.server_argon2).await?;
             startup
                 .start_to_ready_ms
                 .push(millis(server.start_to_ready));
@@ -353,6 +357,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             probe_connections: args.probe_connections,
             probe_interval_ms: args.probe_interval_ms,
             server: binary.display().to_string(),
+            server_argon2: args.server_argon2.clone(),
         },
         targets: targets(&bench.rows, &baselines, &startup, limiter_figures.as_ref()),
         baselines,
@@ -440,7 +445,7 @@ async fn run_soak(args: &Args, minutes: f64) -> anyhow::Result<()> {
         data,
         data_dir,
     } = Setup::new(args, "portcullis-soak-")?;
-    let server = Server::start(&binary, &data_dir).await?;
+    let server = Server::start(&binary, &data_dir, &args.server_argon2).await?;
     println!(
         "portcullis-bench --soak {minutes}: server {} (pid {}) on SQLite in {}; {} connections",
         binary.display(),

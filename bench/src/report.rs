@@ -82,6 +82,7 @@ pub struct Settings {
     pub probe_connections: usize,
     pub probe_interval_ms: f64,
     pub server: String,
+    pub server_argon2: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -335,8 +336,8 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "Each workload: {:.0} s warm-up, then {:.0} s measured; the server and the load generator share the same cores.\n",
-            s.warmup_s, s.window_s
+            "Each workload: {:.0} s warm-up, then {:.0} s measured; the server and the load generator share the same cores. The server hashes with PORTCULLIS_ARGON2_BACKEND={}.\n",
+            s.warmup_s, s.window_s, s.server_argon2
         );
         let _ = writeln!(out, "| {} |", HEADERS.join(" | "));
         let _ = writeln!(

@@ -43,12 +43,13 @@ struct ExitedDuringStart(anyhow::Error);
 impl Server {
     /// Starts `binary` on `data_dir` (created on first start) on a free
     /// loopback port, and waits until `/health/live` answers 200. Tried up to
-    /// three times if the process exits during its start.
-    pub async fn start(binary: &Path, data_dir: &Path) -> anyhow::Result<Self> {
+    /// three times if the process exits during its start. `argon2` is the
+    /// server's `PORTCULLIS_ARGON2_BACKEND`.
+    pub async fn start(binary: &Path, data_dir: &Path, argon2: &str) -> anyhow::Result<Self> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Self::try_start(binary, data_dir).await? {
+            match Self::try_start(binary, data_dir, argon2).await? {
                 Ok(server) => return Ok(server),
                 Err(ExitedDuringStart(error)) if attempt >= 3 => return Err(error),
                 Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
@@ -59,6 +60,7 @@ impl Server {
     async fn try_start(
         binary: &Path,
         data_dir: &Path,
+        argon2: &str,
     ) -> anyhow::Result<Result<Self, ExitedDuringStart>> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -83,6 +85,7 @@ impl Server {
             .env("PORTCULLIS_BIND", addr.to_string())
             .env("PORTCULLIS_DATA_DIR", data_dir)
             .env("PORTCULLIS_RATE_LIMIT", "off")
+            .env("PORTCULLIS_ARGON2_BACKEND", argon2)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
