@@ -137,42 +137,9 @@ pub(crate) fn padded<T: Clone>(mut items: Vec<T>) -> Vec<T> {
     items
 }
 
-/// `items` in chunks whose lengths are powers of two, largest first
-/// (13 items: 8, 4, 1): for batches of inserts, which cannot be padded with
-/// repeats, with the same few statement sizes as [`padded`].
-pub(crate) fn power_of_two_chunks<T>(mut items: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if items.is_empty() {
-            return None;
-        }
-        let size = 1 << items.len().ilog2();
-        let (chunk, rest) = items.split_at(size);
-        items = rest;
-        Some(chunk)
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{padded, power_of_two_chunks};
-
-    #[test]
-    fn batches_split_into_power_of_two_chunks() {
-        let sizes = |n: usize| {
-            let items: Vec<usize> = (0..n).collect();
-            power_of_two_chunks(&items)
-                .map(<[usize]>::len)
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(sizes(0), Vec::<usize>::new());
-        assert_eq!(sizes(1), vec![1]);
-        assert_eq!(sizes(13), vec![8, 4, 1]);
-        assert_eq!(sizes(64), vec![64]);
-        assert_eq!(sizes(63), vec![32, 16, 8, 4, 2, 1]);
-        let items: Vec<usize> = (0..13).collect();
-        let flat: Vec<usize> = power_of_two_chunks(&items).flatten().copied().collect();
-        assert_eq!(flat, items, "every item once, in order");
-    }
+    use super::padded;
 
     #[test]
     fn batches_are_padded_to_a_power_of_two_with_the_last_item() {

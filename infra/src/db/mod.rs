@@ -6,7 +6,6 @@
 //! `Failure` only.
 
 mod batch_queue;
-mod batched_sign_ups;
 mod convert;
 mod deadline;
 mod entity;
@@ -39,7 +38,6 @@ pub use task_repository::SeaOrmTaskRepository;
 pub use user_repository::SeaOrmUserRepository;
 
 use self::batch_queue::BatchQueue;
-use self::batched_sign_ups::BatchedSignUps;
 use self::deadline::Bounded;
 use self::error::store_error;
 use self::session::{BatchedLookups, BatchedOpenings, BatchedRotations};
@@ -131,7 +129,6 @@ pub struct Database {
     lookups: BatchQueue<BatchedLookups>,
     rotations: BatchQueue<BatchedRotations>,
     openings: BatchQueue<BatchedOpenings>,
-    sign_ups: BatchQueue<BatchedSignUps>,
 }
 
 impl std::fmt::Debug for Database {
@@ -220,7 +217,6 @@ impl Database {
             lookups: BatchQueue::default(),
             rotations: BatchQueue::default(),
             openings: BatchQueue::default(),
-            sign_ups: BatchQueue::default(),
         })
     }
 
@@ -340,18 +336,12 @@ impl Database {
         &self.openings
     }
 
-    /// The sign-up queue shared by the clones of this database.
-    pub(crate) fn sign_ups(&self) -> &BatchQueue<BatchedSignUps> {
-        &self.sign_ups
-    }
-
     /// A clone with queues of its own, for the tasks that drain the queues.
     pub(crate) fn without_queues(&self) -> Database {
         Database {
             lookups: BatchQueue::default(),
             rotations: BatchQueue::default(),
             openings: BatchQueue::default(),
-            sign_ups: BatchQueue::default(),
             ..self.clone()
         }
     }

@@ -11,15 +11,14 @@ use portcullis_domain::session::SessionOpening;
 use portcullis_domain::user::{InsertUserError, Profile, User, UserRepository};
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
 
 use super::Database;
-use super::batched_sign_ups::{SignUpRow, user_row};
 use super::convert::{from_millis, to_millis};
 use super::entity::user;
 use super::error::{is_unique_violation_on, store_error};
-use super::session::{Opening, insert_opening};
+use super::session::insert_opening;
 use super::write::Decision;
 
 /// Users in the `users` table. Clones share one cache of profiles.
@@ -52,24 +51,16 @@ impl UserRepository for SeaOrmUserRepository {
         user: &User,
         opening: SessionOpening<'_>,
     ) -> Result<(), InsertUserError> {
-        if self.db.is_sqlite() {
-            let row = SignUpRow {
-                user: user.clone(),
-                opening: Opening {
-                    session: opening.session.clone(),
-                    first_token: opening.first_token.clone(),
-                    event: opening.event.clone(),
-                },
-            };
-            return match self.db.sign_ups().submit(&self.db, row).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(InsertUserError::EmailTaken),
-                Err(failure) => Err(InsertUserError::Failure(failure)),
-            };
-        }
+        let row = user::ActiveModel {
+            id: Set(user.id.as_uuid()),
+            email: Set(user.email.as_str().to_owned()),
+            password_hash: Set(user.password_hash.as_str().to_owned()),
+            created_at: Set(to_millis(user.created_at)),
+            updated_at: Set(to_millis(user.updated_at)),
+        };
         let tx = self.db.begin_write().await?;
         let body = async {
-            match user::Entity::insert(user_row(user))
+            match user::Entity::insert(row)
                 .exec_without_returning(tx.txn())
                 .await
             {

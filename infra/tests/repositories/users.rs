@@ -8,14 +8,11 @@ use portcullis_infra::db::Database;
 use time::Duration;
 use tokio::task::JoinSet;
 
-use portcullis_domain::session::SessionRepository as _;
-
-use crate::support::{SignUp, contract_tests, insert_user, new_user, user_with_email};
+use crate::support::{contract_tests, insert_user, new_user, user_with_email};
 
 contract_tests!(
     email_is_unique_case_insensitively,
     concurrent_signups_with_one_email_yield_one_account,
-    a_wave_of_signups_gives_each_email_one_account_with_its_session,
     users_are_found_by_email_and_id,
     password_hash_is_updated,
     profiles_are_found_and_unaffected_by_password_changes,
@@ -51,75 +48,6 @@ async fn concurrent_signups_with_one_email_yield_one_account(db: &Database) {
             .filter(|r| matches!(r, Err(InsertUserError::EmailTaken)))
             .count();
         assert_eq!((created, taken), (1, 1), "{results:?}");
-    }
-}
-
-/// Many sign-ups at once (on SQLite they share one transaction), some for
-/// the same address and some for one already taken: each address gets one
-/// account, every other attempt hears `EmailTaken`, and each account has
-/// its first session and token stored; nothing of a refused attempt is.
-async fn a_wave_of_signups_gives_each_email_one_account_with_its_session(db: &Database) {
-    insert_user(db, user_with_email("wave-taken@example.com"))
-        .await
-        .unwrap();
-    let mut attempts = JoinSet::new();
-    for i in 0..48 {
-        let email = if i % 4 == 0 {
-            "wave-taken@example.com".to_owned()
-        } else {
-            format!("wave{}@example.com", i % 16)
-        };
-        let db = db.clone();
-        attempts.spawn(async move {
-            let signup = SignUp::of(user_with_email(&email));
-            let result = signup.insert(&db).await;
-            (email, signup, result)
-        });
-    }
-    let results = attempts.join_all().await;
-
-    let users = db.users();
-    let sessions = db.sessions();
-    let mut created = std::collections::HashMap::new();
-    for (email, signup, result) in &results {
-        match result {
-            Ok(()) => {
-                *created.entry(email.clone()).or_insert(0) += 1;
-                let (_, session) = sessions
-                    .find_by_refresh_token(&signup.first)
-                    .await
-                    .unwrap()
-                    .expect("the account's first token is stored");
-                assert_eq!(session, signup.session);
-                let stored = users
-                    .find_by_email(&Email::parse(email).unwrap())
-                    .await
-                    .unwrap()
-                    .unwrap();
-                assert_eq!(stored.id, signup.user.id);
-            }
-            Err(InsertUserError::EmailTaken) => {
-                assert!(
-                    sessions
-                        .find_by_refresh_token(&signup.first)
-                        .await
-                        .unwrap()
-                        .is_none(),
-                    "a refused sign-up stores no session"
-                );
-            }
-            Err(other) => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(created.get("wave-taken@example.com"), None);
-    for n in 0..16 {
-        if n % 4 != 0 {
-            assert_eq!(
-                created.get(&format!("wave{n}@example.com")),
-                Some(&1),
-                "wave{n}"
-            );
-        }
     }
 }
 

@@ -46,7 +46,7 @@ mod locked;
 mod revocations;
 
 pub(crate) use batched_lookups::BatchedLookups;
-pub(crate) use batched_openings::{BatchedOpenings, Opening, insert_openings};
+pub(crate) use batched_openings::BatchedOpenings;
 pub(crate) use batched_rotations::BatchedRotations;
 use batched_rotations::Rotation;
 
@@ -119,7 +119,7 @@ impl SessionRepository for SeaOrmSessionRepository {
 
     async fn create(&self, opening: SessionOpening<'_>) -> Result<(), Failure> {
         if self.db.is_sqlite() {
-            let opening = Opening {
+            let opening = batched_openings::Opening {
                 session: opening.session.clone(),
                 first_token: opening.first_token.clone(),
                 event: opening.event.clone(),
