@@ -40,7 +40,7 @@ pub use user_repository::SeaOrmUserRepository;
 use self::batch_queue::BatchQueue;
 use self::deadline::Bounded;
 use self::error::store_error;
-use self::session::{BatchedLookups, BatchedOpenings, BatchedRotations};
+use self::session::{BatchedLookups, BatchedRotations};
 use self::write::WriteGate;
 
 /// Key of the PostgreSQL advisory lock that lets one instance migrate at a time
@@ -124,11 +124,9 @@ pub struct Database {
     /// The same pool with a client-side deadline on each statement.
     bounded: Bounded<DatabaseConnection>,
     write_gate: WriteGate,
-    /// Batch refresh-token lookups, rotations and session openings (used on
-    /// SQLite only).
+    /// Batch refresh-token lookups and rotations (used on SQLite only).
     lookups: BatchQueue<BatchedLookups>,
     rotations: BatchQueue<BatchedRotations>,
-    openings: BatchQueue<BatchedOpenings>,
 }
 
 impl std::fmt::Debug for Database {
@@ -216,7 +214,6 @@ impl Database {
             write_gate,
             lookups: BatchQueue::default(),
             rotations: BatchQueue::default(),
-            openings: BatchQueue::default(),
         })
     }
 
@@ -331,17 +328,11 @@ impl Database {
         &self.rotations
     }
 
-    /// The session-opening queue shared by the clones of this database.
-    pub(crate) fn openings(&self) -> &BatchQueue<BatchedOpenings> {
-        &self.openings
-    }
-
     /// A clone with queues of its own, for the tasks that drain the queues.
     pub(crate) fn without_queues(&self) -> Database {
         Database {
             lookups: BatchQueue::default(),
             rotations: BatchQueue::default(),
-            openings: BatchQueue::default(),
             ..self.clone()
         }
     }

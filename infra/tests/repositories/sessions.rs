@@ -1,7 +1,7 @@
 //! `SessionRepository`: opening a session, finding it by refresh token or
 //! id (one at a time and in a wave), and listing the active ones.
 
-use portcullis_domain::audit::{AuthEventKind, AuthEventRepository as _, EventQuery};
+use portcullis_domain::audit::AuthEventKind;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;
 use portcullis_domain::session::{RevokeReason, SessionRepository};
@@ -17,7 +17,6 @@ use crate::support::{
 contract_tests!(
     session_is_created_and_found_by_refresh_token,
     a_wave_of_lookups_finds_each_token_or_none,
-    a_wave_of_openings_stores_each_session_token_and_event,
     list_active_excludes_revoked_and_expired_newest_first,
 );
 
@@ -89,52 +88,6 @@ async fn a_wave_of_lookups_finds_each_token_or_none(db: &Database) {
         }
     }
     assert_eq!(lookups.join_all().await.len(), 3 * 2 * known.len());
-}
-
-/// Many log-ins at once (on SQLite they share one transaction, in chunks):
-/// each session, its first token and its event are stored, once.
-async fn a_wave_of_openings_stores_each_session_token_and_event(db: &Database) {
-    let user = new_user(db).await;
-    let mut openings = JoinSet::new();
-    for _ in 0..45 {
-        let db = db.clone();
-        let user = user.id;
-        openings.spawn(async move {
-            let session = session_for(user, now());
-            let first = token();
-            create_session(&db, &session, &first).await.unwrap();
-            (session, first)
-        });
-    }
-    let opened = openings.join_all().await;
-    let sessions = db.sessions();
-    for (session, first) in &opened {
-        let (record, found) = sessions
-            .find_by_refresh_token(first)
-            .await
-            .unwrap()
-            .expect("each first token is stored");
-        assert_eq!(&found, session);
-        assert_eq!(record.session_id, session.id);
-    }
-    let active = sessions
-        .list_active(user.id, now() + Duration::seconds(1))
-        .await
-        .unwrap();
-    for (session, _) in &opened {
-        assert!(active.iter().any(|s| s.id == session.id));
-    }
-    let events = db
-        .events()
-        .query(&EventQuery {
-            user_id: Some(user.id),
-            kinds: vec![AuthEventKind::LoginSucceeded],
-            limit: 100,
-            ..EventQuery::default()
-        })
-        .await
-        .unwrap();
-    assert_eq!(events.len(), opened.len());
 }
 
 async fn list_active_excludes_revoked_and_expired_newest_first(db: &Database) {

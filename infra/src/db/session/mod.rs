@@ -7,10 +7,9 @@
 //! PostgreSQL the session's row lock, `SELECT ... FOR UPDATE`; on SQLite
 //! `BEGIN IMMEDIATE`) and decides with the domain's `decide_rotation` or
 //! `decide_refresh`, the one rule of every adapter, so a session keeps one
-//! current refresh token. On SQLite, lookups, rotations and openings of
-//! concurrent requests are served together: `batched_lookups.rs`,
-//! `batched_rotations.rs` and `batched_openings.rs`; grace replays are rare
-//! and go one by one.
+//! current refresh token. On SQLite, lookups and rotations of concurrent
+//! requests are served together: `batched_lookups.rs` and
+//! `batched_rotations.rs`; grace replays are rare and go one by one.
 //! Every revocation also appends to the feed other instances read, in the
 //! same transaction: `revocations.rs`.
 
@@ -40,13 +39,11 @@ use super::event_repository::insert_events;
 use super::write::Decision;
 
 mod batched_lookups;
-mod batched_openings;
 mod batched_rotations;
 mod locked;
 mod revocations;
 
 pub(crate) use batched_lookups::BatchedLookups;
-pub(crate) use batched_openings::BatchedOpenings;
 pub(crate) use batched_rotations::BatchedRotations;
 use batched_rotations::Rotation;
 
@@ -118,14 +115,6 @@ impl SessionRepository for SeaOrmSessionRepository {
     }
 
     async fn create(&self, opening: SessionOpening<'_>) -> Result<(), Failure> {
-        if self.db.is_sqlite() {
-            let opening = batched_openings::Opening {
-                session: opening.session.clone(),
-                first_token: opening.first_token.clone(),
-                event: opening.event.clone(),
-            };
-            return self.db.openings().submit(&self.db, opening).await;
-        }
         let tx = self.db.begin_write().await?;
         let body = async {
             insert_opening(tx.txn(), opening).await?;
