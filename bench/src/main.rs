@@ -127,6 +127,21 @@ struct Args {
     hold: u64,
 }
 
+/// The ceiling measured next to a hashing workload: the fast implementation
+/// on every core, for at most [`NEIGHBOUR_BASELINE`].
+async fn neighbour_rate(window: Duration, nproc: usize) -> anyhow::Result<f64> {
+    let window = window.min(NEIGHBOUR_BASELINE);
+    tokio::task::spawn_blocking(move || {
+        hash::rate(
+            hash::Implementation::Fast,
+            nproc,
+            Duration::from_secs(1),
+            window,
+        )
+    })
+    .await?
+}
+
 fn parse_minutes(text: &str) -> Result<f64, String> {
     let minutes: f64 = text
         .parse()
@@ -233,6 +248,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         argon2_threads: nproc,
         argon2_hashes_per_s: None,
         argon2_before: Vec::new(),
+        argon2_after: Vec::new(),
         argon2_implementations: Vec::new(),
     };
     let mut startup = Startup::default();
@@ -296,16 +312,18 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 );
                 limiter_figures = Some(figures);
             } else {
-                if matches!(workload, "signup" | "login") {
-                    let window = bench.window.min(NEIGHBOUR_BASELINE);
-                    let rate = tokio::task::spawn_blocking(move || {
-                        hash::rate(hash::Implementation::Fast, nproc, Duration::from_secs(1), window)
-                    })
-                    .await??;
+                let hashing = matches!(workload, "signup" | "login");
+                if hashing {
+                    let rate = neighbour_rate(bench.window, nproc).await?;
                     println!("  argon2id just before: {rate:.1} hashes/s");
                     baselines.argon2_before.push((workload.to_owned(), rate));
                 }
                 bench.workload(&mut server, workload).await?;
+                if hashing {
+                    let rate = neighbour_rate(bench.window, nproc).await?;
+                    println!("  argon2id just after: {rate:.1} hashes/s");
+                    baselines.argon2_after.push((workload.to_owned(), rate));
+                }
             }
             server.check_alive()?;
         }
@@ -803,15 +821,22 @@ fn targets(
 
     let hashes = baselines.argon2_hashes_per_s;
     for name in ["signup", "login"] {
-        let neighbour = baselines
-            .argon2_before
-            .iter()
-            .find(|(workload, _)| workload == name)
-            .map(|(_, rate)| *rate)
-            .or(hashes);
+        let reading = |readings: &[(String, f64)]| {
+            readings
+                .iter()
+                .find(|(workload, _)| workload == name)
+                .map(|(_, rate)| *rate)
+        };
+        let neighbour = match (
+            reading(&baselines.argon2_before),
+            reading(&baselines.argon2_after),
+        ) {
+            (Some(before), Some(after)) => Some((before + after) / 2.0),
+            (before, after) => before.or(after).or(hashes),
+        };
         push(
             &format!(
-                "{name} throughput >= 90% of the raw argon2id rate on the same cores (measured just before)"
+                "{name} throughput >= 90% of the raw argon2id rate (argon2-rust) on the same cores (mean of just before and just after)"
             ),
             row(name).zip(neighbour).map(|(row, hashes)| {
                 let ratio = row.req_per_s / hashes;
