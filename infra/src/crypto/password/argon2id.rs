@@ -4,7 +4,8 @@
 //! verifying PHC strings with one. The pool in `mod.rs` decides where and
 //! when this runs.
 
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use argon2::password_hash::phc::PasswordHash as PhcHash;
@@ -42,6 +43,65 @@ const _: () = assert!(
 /// Memory an engine keeps between hashes goes back to the operating system
 /// after this long without work.
 pub(super) const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
+/// Hashing memory not in use, each with the time it was put back: what an
+/// engine keeps between hashes while work keeps coming. At most one item per
+/// running hash exists, so at most one per hashing worker.
+pub(super) struct Parked<T> {
+    items: Mutex<Vec<(T, Instant)>>,
+}
+
+impl<T> Default for Parked<T> {
+    fn default() -> Self {
+        Self {
+            items: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> Parked<T> {
+    /// Takes a parked item that `fits`, if any.
+    pub(super) fn take(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let index = items.iter().position(|(item, _)| fits(item))?;
+        Some(items.swap_remove(index).0)
+    }
+
+    /// Puts `item` back, idle from now.
+    pub(super) fn park(&self, item: T) {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((item, Instant::now()));
+    }
+
+    /// Removes and returns the items idle for [`IDLE_RELEASE`].
+    pub(super) fn take_idle(&self) -> Vec<T> {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        let (idle, busy): (Vec<_>, Vec<_>) = items
+            .drain(..)
+            .partition(|(_, since)| since.elapsed() >= IDLE_RELEASE);
+        *items = busy;
+        idle.into_iter().map(|(item, _)| item).collect()
+    }
+
+    /// Every parked item, for a final wipe.
+    pub(super) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.items
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter_mut()
+            .map(|(item, _)| item)
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
 
 /// An implementation of argon2id. Both produce the same tags and the same
 /// PHC strings bit for bit (`infra/tests/crypto/argon2_differential.rs`).

@@ -3,18 +3,15 @@
 //! about twice RustCrypto's rate on a CPU with AVX-512. Each running hash
 //! borrows an [`argon2_rust::Hasher`], whose arena stays mapped between
 //! hashes while work keeps coming; at most one exists per hashing worker, and
-//! they are wiped and unmapped once idle for [`IDLE_RELEASE`].
-
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+//! they are wiped and unmapped once idle for a second.
 
 use anyhow::anyhow;
 use argon2_rust::params::{Memory, TagLen};
 use argon2_rust::{Algorithm, Argon2, Error, Hasher, Params, Version};
 
 use super::argon2id::{
-    Engine, IDLE_RELEASE, M_COST_KIB, MAX_M_COST_KIB, MAX_OUTPUT_LEN, MAX_P_COST, MAX_T_COST,
-    OUTPUT_LEN, P_COST, T_COST, over_the_ceiling,
+    Engine, M_COST_KIB, MAX_M_COST_KIB, MAX_OUTPUT_LEN, MAX_P_COST, MAX_T_COST, OUTPUT_LEN, P_COST,
+    Parked, T_COST, over_the_ceiling,
 };
 
 pub(super) struct FastEngine {
@@ -22,8 +19,8 @@ pub(super) struct FastEngine {
     argon2: Argon2,
     /// The most a stored string may ask for; one thread whatever its `p`.
     ceiling: Params,
-    /// Hashers not in use, with the time each was put back.
-    idle: Mutex<Vec<(Hasher, Instant)>>,
+    /// Hashers not in use.
+    idle: Parked<Hasher>,
 }
 
 impl FastEngine {
@@ -49,24 +46,19 @@ impl FastEngine {
         Ok(Self {
             argon2: Argon2::new(Algorithm::Argon2id, Version::V0x13, params),
             ceiling,
-            idle: Mutex::new(Vec::new()),
+            idle: Parked::default(),
         })
     }
 
     /// Runs `f` with an idle hasher, or a new one (which maps its arena on
     /// its first hash), and parks it again afterwards.
     fn with_hasher<T>(&self, f: impl FnOnce(&mut Hasher) -> T) -> T {
-        let parked = self
+        let mut hasher = self
             .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
-        let mut hasher = parked.map_or_else(|| self.argon2.hasher(), |(hasher, _)| hasher);
+            .take(|_| true)
+            .unwrap_or_else(|| self.argon2.hasher());
         let result = f(&mut hasher);
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((hasher, Instant::now()));
+        self.idle.park(hasher);
         result
     }
 }
@@ -97,16 +89,8 @@ impl Engine for FastEngine {
     }
 
     fn release_idle(&self) {
-        let idle: Vec<Hasher> = {
-            let mut parked = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-            let (idle, busy): (Vec<_>, Vec<_>) = parked
-                .drain(..)
-                .partition(|(_, since)| since.elapsed() >= IDLE_RELEASE);
-            *parked = busy;
-            idle.into_iter().map(|(hasher, _)| hasher).collect()
-        };
         // `clear` wipes the arena and unmaps it.
-        for mut hasher in idle {
+        for mut hasher in self.idle.take_idle() {
             hasher.clear();
         }
     }
@@ -124,23 +108,23 @@ fn algorithm_of(phc: &str) -> anyhow::Result<Algorithm> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::password::argon2id::IDLE_RELEASE;
 
     #[test]
     fn hashers_are_reused_then_released_when_idle() {
         let engine = FastEngine::new().unwrap();
         engine.hash(b"a password", &[7u8; 16]).unwrap();
         engine.hash(b"a password", &[8u8; 16]).unwrap();
-        {
-            let parked = engine.idle.lock().unwrap();
-            assert_eq!(parked.len(), 1, "one hasher served both hashes");
-            assert_eq!(parked[0].0.reserved_blocks(), M_COST_KIB as usize);
-        }
+        assert_eq!(engine.idle.len(), 1, "one hasher served both hashes");
+        let hasher = engine.idle.take(|_| true).unwrap();
+        assert_eq!(hasher.reserved_blocks(), M_COST_KIB as usize);
+        engine.idle.park(hasher);
 
         engine.release_idle();
-        assert_eq!(engine.idle.lock().unwrap().len(), 1, "still warm");
+        assert_eq!(engine.idle.len(), 1, "still warm");
         std::thread::sleep(IDLE_RELEASE + std::time::Duration::from_millis(100));
         engine.release_idle();
-        assert!(engine.idle.lock().unwrap().is_empty());
+        assert_eq!(engine.idle.len(), 0);
     }
 
     #[test]
@@ -164,14 +148,7 @@ mod tests {
                        CTFhFdXPJO1aFaMaO6Mm5c8y7cJHAph8ArZWb2GRPPc";
         let error = engine.verify(b"pw", hostile).unwrap_err();
         assert!(error.to_string().contains("more than the accepted cost"));
-        assert!(
-            engine
-                .idle
-                .lock()
-                .unwrap()
-                .iter()
-                .all(|(hasher, _)| hasher.reserved_blocks() == 0),
-            "no arena was mapped"
-        );
+        let hasher = engine.idle.take(|_| true).unwrap();
+        assert_eq!(hasher.reserved_blocks(), 0, "no arena was mapped");
     }
 }

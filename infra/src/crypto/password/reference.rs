@@ -3,9 +3,6 @@
 //! `PORTCULLIS_ARGON2_BACKEND=reference`; the tests use it as the oracle the
 //! fast engine must agree with.
 
-use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
-
 use anyhow::anyhow;
 use argon2::password_hash::phc::PasswordHash as PhcHash;
 use argon2::password_hash::phc::{Output, ParamsString, Salt};
@@ -14,7 +11,7 @@ use argon2::{Algorithm, Argon2, Block, Params, PasswordVerifier as _, Version};
 use zeroize::Zeroize as _;
 
 use super::argon2id::{
-    Engine, IDLE_RELEASE, MAX_M_COST_KIB, MAX_OUTPUT_LEN, MAX_P_COST, MAX_T_COST, current_params,
+    Engine, MAX_M_COST_KIB, MAX_OUTPUT_LEN, MAX_P_COST, MAX_T_COST, Parked, current_params,
     over_the_ceiling,
 };
 
@@ -65,8 +62,8 @@ impl Engine for ReferenceEngine {
 /// blocks per running hash, kept between hashes, released when idle.
 #[derive(Default)]
 struct Scratch {
-    /// Blocks not in use, with the time each was put back.
-    free: Mutex<Vec<(Vec<Block>, Instant)>>,
+    /// Blocks not in use.
+    free: Parked<Vec<Block>>,
 }
 
 impl Scratch {
@@ -83,35 +80,18 @@ impl Scratch {
         count: usize,
         f: impl FnOnce(&mut [Block]) -> T,
     ) -> Result<T, argon2::Error> {
-        let reused = {
-            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-            free.iter()
-                .position(|(blocks, _)| blocks.len() >= count)
-                .map(|index| free.swap_remove(index).0)
-        };
-        let mut blocks = match reused {
+        let mut blocks = match self.free.take(|blocks| blocks.len() >= count) {
             Some(blocks) => blocks,
             None => allocate(count)?,
         };
         let result = blocks.get_mut(..count).map(f);
-        self.free
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push((blocks, Instant::now()));
+        self.free.park(blocks);
         result.ok_or(argon2::Error::MemoryTooLittle)
     }
 
-    /// Zeroises and frees the blocks unused for [`IDLE_RELEASE`].
+    /// Zeroises and frees the blocks unused for `IDLE_RELEASE`.
     fn release_idle(&self) {
-        let idle: Vec<Vec<Block>> = {
-            let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
-            let (idle, busy): (Vec<_>, Vec<_>) = free
-                .drain(..)
-                .partition(|(_, since)| since.elapsed() >= IDLE_RELEASE);
-            *free = busy;
-            idle.into_iter().map(|(blocks, _)| blocks).collect()
-        };
-        for mut blocks in idle {
+        for mut blocks in self.free.take_idle() {
             blocks.iter_mut().for_each(Block::zeroize);
         }
     }
@@ -119,8 +99,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let free = self.free.get_mut().unwrap_or_else(PoisonError::into_inner);
-        for (blocks, _) in free.iter_mut() {
+        for blocks in self.free.iter_mut() {
             blocks.iter_mut().for_each(Block::zeroize);
         }
     }
@@ -234,9 +213,11 @@ mod tests {
         assert_eq!(scratch.with_blocks(8, |b| b.len()).unwrap(), 8);
 
         scratch.release_idle();
-        assert_eq!(scratch.free.lock().unwrap().len(), 1, "still warm");
-        std::thread::sleep(IDLE_RELEASE + std::time::Duration::from_millis(100));
+        assert_eq!(scratch.free.len(), 1, "still warm");
+        std::thread::sleep(
+            crate::crypto::password::argon2id::IDLE_RELEASE + std::time::Duration::from_millis(100),
+        );
         scratch.release_idle();
-        assert!(scratch.free.lock().unwrap().is_empty());
+        assert_eq!(scratch.free.len(), 0);
     }
 }
