@@ -131,6 +131,12 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
         queue: settings.hash_queue,
         backend: settings.argon2_backend,
     })?);
+    tracing::info!(
+        backend = settings.argon2_backend.name(),
+        implementation = %settings.argon2_backend.describe(),
+        workers = settings.hash_workers,
+        "password hashing"
+    );
     let hash_depth = hasher.clone();
     // Every access token of a revoked session has expired after this, counted
     // from when this instance learns of the revocation.

@@ -73,6 +73,15 @@ impl Argon2Backend {
         }
     }
 
+    /// What computes the hashes on this machine, for the start-up log:
+    /// the implementation and, for argon2-rust, the SIMD path it picked.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Fast => format!("argon2-rust ({:?})", argon2_rust::detected_backend()),
+            Self::Reference => "RustCrypto argon2".to_owned(),
+        }
+    }
+
     fn engine(self) -> anyhow::Result<Arc<dyn Engine>> {
         Ok(match self {
             Self::Fast => Arc::new(fast::FastEngine::new()?),
@@ -399,6 +408,7 @@ mod tests {
             assert_eq!(backend.name().parse::<Argon2Backend>(), Ok(backend));
         }
         assert!("Fast".parse::<Argon2Backend>().is_err());
+        assert!(Argon2Backend::Fast.describe().starts_with("argon2-rust ("));
         assert_eq!(Argon2Backend::default(), Argon2Backend::Fast);
     }
 }
