@@ -138,6 +138,7 @@ pub fn routes(
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
+        .nest("/account", crate::routes::account::pages::routes())
         .at("/openapi.json", json)
         .at("/openapi.yaml", yaml)
         // Browsers ask for it on /docs; an empty answer keeps their consoles clean.

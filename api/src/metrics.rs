@@ -11,6 +11,7 @@
 //! | `portcullis.password.hash.queue_depth` | gauge | | password hashes waiting or running |
 //! | `portcullis.sessions.active` | gauge | | sessions neither revoked nor expired (sampled every 30 s) |
 //! | `portcullis.audit.dropped` | gauge | | audit events dropped because the queue was full |
+//! | `portcullis.mail.deliveries` | counter | `outcome` (`sent`, `retried`, `failed`) | delivery attempts of the email outbox |
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +27,7 @@ pub struct Metrics {
     pub login_duration: Histogram<f64>,
     pub refresh_duration: Histogram<f64>,
     pub rate_limited: Counter<u64>,
+    pub mail_deliveries: Counter<u64>,
     /// Sampled by a background task; read by the gauge.
     pub active_sessions: Arc<AtomicU64>,
     _gauges: Vec<ObservableGauge<u64>>,
@@ -82,6 +84,10 @@ impl Metrics {
             rate_limited: meter
                 .u64_counter("portcullis.rate_limit.rejections")
                 .with_description("Requests answered 429")
+                .build(),
+            mail_deliveries: meter
+                .u64_counter("portcullis.mail.deliveries")
+                .with_description("Delivery attempts of the email outbox by outcome")
                 .build(),
             active_sessions,
             _gauges: gauges,

@@ -4,6 +4,7 @@
 
 use poem_openapi::{ContactObject, LicenseObject, OpenApiService, ServerObject};
 
+use crate::routes::account::AccountApi;
 use crate::routes::auth::AuthApi;
 use crate::routes::discovery::DiscoveryApi;
 use crate::routes::events::EventsApi;
@@ -17,6 +18,7 @@ pub type Apis = (
     AuthApi,
     EventsApi,
     UsersApi,
+    AccountApi,
     SessionsApi,
     TasksApi,
     DiscoveryApi,

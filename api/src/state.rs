@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use portcullis_domain::account::AccountService;
 use portcullis_domain::audit::AuditLog;
 use portcullis_domain::auth::AuthService;
 use portcullis_domain::error::Failure;
@@ -22,6 +23,7 @@ use crate::metrics::Metrics;
 /// What every request handler can reach.
 pub struct AppState {
     pub auth: AuthService,
+    pub account: AccountService,
     pub sessions: SessionService,
     pub audit_log: AuditLog,
     pub tasks: TaskService,

@@ -7,15 +7,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use portcullis_domain::account::{AccountPolicy, AccountPorts, AccountService};
 use portcullis_domain::audit::{AuditLog, AuditSink, AuthEventRepository};
 use portcullis_domain::auth::{AuthPorts, AuthService};
 use portcullis_domain::clock::Clock;
 use portcullis_domain::limits::LimitPolicy;
 use portcullis_domain::limits::{FailureCounter, RateLimiter};
 use portcullis_domain::password::PasswordPolicy;
-use portcullis_domain::session::{SessionPolicy, SessionRepository, SessionService};
+use portcullis_domain::session::{
+    SecretGenerator, SessionPolicy, SessionRepository, SessionService,
+};
 use portcullis_domain::task::TaskService;
+use portcullis_domain::user::UserRepository;
 use portcullis_infra::audit::{AuditFlusher, BackgroundAudit};
+use portcullis_infra::background::TokioBackground;
 use portcullis_infra::clock::SystemClock;
 use portcullis_infra::crypto::{
     Argon2Hasher, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
@@ -25,6 +30,7 @@ use portcullis_infra::limits::{
     FallbackFailures, FallbackLimiter, GovernorRateLimiter, InMemoryFailureCounter,
     RedisFailureCounter, RedisRateLimiter, connect_redis,
 };
+use portcullis_infra::mail::{MailConfig, Mailer};
 use portcullis_infra::revocation::{InMemoryRevocations, RevocationFeed, retention_for};
 use secrecy::ExposeSecret;
 
@@ -180,31 +186,71 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
     );
     let events_for_jobs = events.clone();
     let audit_log = AuditLog::new(events);
+    let users: Arc<dyn UserRepository> = Arc::new(db.users());
+    let secrets: Arc<dyn SecretGenerator> = Arc::new(RandomSecrets);
+    let limit_policy = LimitPolicy {
+        enabled: settings.rate_limit,
+        account: settings.account_lockout,
+        client: settings.client_lockout,
+    };
     let auth = AuthService::new(
         AuthPorts {
-            users: Arc::new(db.users()),
+            users: users.clone(),
             sessions: sessions.clone(),
-            hasher,
+            hasher: hasher.clone(),
             issuer: tokens.clone(),
             verifier: tokens,
-            revocations,
-            secrets: Arc::new(RandomSecrets),
+            revocations: revocations.clone(),
+            secrets: secrets.clone(),
             clock: clock.clone(),
             audit: audit_port.clone(),
-            limiter,
-            failures,
+            limiter: limiter.clone(),
+            failures: failures.clone(),
         },
-        password_policy,
+        password_policy.clone(),
         session_policy,
-        LimitPolicy {
-            enabled: settings.rate_limit,
-            account: settings.account_lockout,
-            client: settings.client_lockout,
+        limit_policy,
+    );
+    let account_policy = AccountPolicy {
+        require_verified_email: settings.require_verified_email,
+        ..AccountPolicy::default()
+    };
+    let account = AccountService::new(
+        AccountPorts {
+            users: users.clone(),
+            accounts: Arc::new(db.accounts()),
+            hasher: hasher.clone(),
+            revocations: revocations.clone(),
+            secrets: secrets.clone(),
+            clock: clock.clone(),
+            audit: audit_port.clone(),
+            limiter: limiter.clone(),
+            failures: failures.clone(),
+            background: Arc::new(TokioBackground::new()),
         },
+        password_policy.clone(),
+        account_policy,
+        limit_policy,
+    );
+    let auth = auth.with_account_policy(account_policy);
+    let mailer = Arc::new(Mailer::new(&MailConfig {
+        smtp_url: settings.smtp_url.clone(),
+        from: settings.mail_from.clone(),
+        public_url: settings.public_url.clone(),
+        mail_dir: settings.data_dir.join("mail"),
+        templates_dir: settings.mail_templates_dir.clone(),
+        service_name: "Portcullis".to_owned(),
+    })?);
+    tracing::info!(
+        delivery = %mailer.describe(),
+        public_url = %settings.public_url,
+        "email"
     );
     let tasks = TaskService::new(Arc::new(db.tasks()), clock.clone());
+    let outbox = db.outbox();
     let state = Arc::new(AppState {
         auth,
+        account,
         sessions: sessions_service,
         audit_log,
         tasks,
@@ -224,6 +270,8 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             event_retention: to_time(settings.audit_retention),
             revocation_retention: retention,
             revocation_feed: feed,
+            mailer,
+            outbox,
         },
     })
 }

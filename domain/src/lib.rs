@@ -4,11 +4,12 @@
 //! adapters live in `portcullis-infra` and `portcullis-api`.
 //!
 //! Layout: shared vocabulary in leaf modules that import no sibling use case
-//! (`ids`, `context`, `error`, `paging`, `email`, `clock`); entities with
+//! (`ids`, `context`, `error`, `paging`, `email`, `clock`, `one_time`); entities with
 //! their ports (`user`, `password`, `session`, `token`, `audit`, `limits`,
-//! `task`); use cases one per file (`auth/log_in.rs`, ...) or as a small
+//! `task`, `mail`); use cases one per file (`auth/log_in.rs`, ...) or as a small
 //! service beside their entity (`session::SessionService`, `audit::AuditLog`).
 
+pub mod account;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -17,6 +18,8 @@ pub mod email;
 pub mod error;
 pub mod ids;
 pub mod limits;
+pub mod mail;
+pub mod one_time;
 pub mod paging;
 pub mod password;
 pub mod session;

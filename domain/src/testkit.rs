@@ -14,6 +14,13 @@ use uuid::Uuid;
 
 use std::sync::Arc;
 
+use std::future::Future;
+use std::pin::Pin;
+
+use crate::account::{
+    AccountChange, AccountDeletion, AccountExport, AccountPolicy, AccountPorts, AccountRepository,
+    AccountService, Background, ChangeError, PendingToken,
+};
 use crate::audit::{AuditLog, AuditSink, AuthEvent, AuthEventRepository, EventQuery};
 use crate::auth::{AuthPorts, AuthService};
 use crate::clock::Clock;
@@ -27,6 +34,8 @@ use crate::limits::{
     Bucket, Charge, Counter, Decision, FailureCounter, FailureState, RateLimiter, Reservation,
     reserve,
 };
+use crate::mail::Mail;
+use crate::one_time::TokenPurpose;
 use crate::password::PasswordPolicy;
 use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
 use crate::session::{
@@ -37,7 +46,7 @@ use crate::session::{
 use crate::session::{SessionPolicy, SessionService};
 use crate::task::{Task, TaskRepository, TaskService};
 use crate::token::{AccessClaims, AccessToken, TokenIssuer, TokenRejection, TokenVerifier};
-use crate::user::{InsertUserError, User, UserRepository};
+use crate::user::{InsertUserError, NewToken, User, UserRepository};
 
 pub struct FixedClock(Mutex<OffsetDateTime>);
 
@@ -65,6 +74,8 @@ struct State {
     /// The revocation feed: position, revocation.
     feed: Vec<(u64, Revocation)>,
     fed: u64,
+    one_time: HashMap<TokenHash, PendingToken>,
+    outbox: Vec<Mail>,
 }
 
 impl State {
@@ -80,6 +91,44 @@ impl State {
             },
         );
         self.events.push(opening.event.clone());
+    }
+
+    fn store_token(&mut self, user: UserId, token: &NewToken<'_>) {
+        self.one_time
+            .retain(|_, t| !(t.user == user && t.purpose == token.purpose));
+        self.one_time.insert(
+            token.hash.clone(),
+            PendingToken {
+                user,
+                purpose: token.purpose,
+                new_email: token.new_email.cloned(),
+                session: token.session,
+                created_at: token.created_at,
+                expires_at: token.expires_at,
+            },
+        );
+    }
+
+    fn revoke_sessions(
+        &mut self,
+        user: UserId,
+        except: Option<SessionId>,
+        now: OffsetDateTime,
+        reason: RevokeReason,
+    ) -> Vec<SessionId> {
+        let mut revoked = Vec::new();
+        for session in self.sessions.values_mut() {
+            if session.user_id == user && session.revoked_at.is_none() && Some(session.id) != except
+            {
+                session.revoked_at = Some(now);
+                session.revoked_reason = Some(reason);
+                revoked.push(session.id);
+            }
+        }
+        for id in &revoked {
+            self.append_revocation(*id, now);
+        }
+        revoked
     }
 
     fn append_revocation(&mut self, session_id: SessionId, revoked_at: OffsetDateTime) {
@@ -117,6 +166,15 @@ impl InMemoryStore {
     pub fn events(&self) -> Vec<AuthEvent> {
         self.0.lock().unwrap().events.clone()
     }
+    /// Every message queued so far, oldest first.
+    pub fn outbox(&self) -> Vec<Mail> {
+        self.0.lock().unwrap().outbox.clone()
+    }
+    /// Live one-time tokens of `user`.
+    pub fn live_one_time_tokens(&self, user: UserId) -> usize {
+        let state = self.0.lock().unwrap();
+        state.one_time.values().filter(|t| t.user == user).count()
+    }
 }
 
 #[async_trait]
@@ -125,6 +183,8 @@ impl UserRepository for InMemoryStore {
         &self,
         user: &User,
         opening: SessionOpening<'_>,
+        verification: NewToken<'_>,
+        mail: &Mail,
     ) -> Result<(), InsertUserError> {
         let mut state = self.0.lock().unwrap();
         if state.users.values().any(|u| u.email == user.email) {
@@ -132,6 +192,8 @@ impl UserRepository for InMemoryStore {
         }
         state.users.insert(user.id, user.clone());
         state.open(opening);
+        state.store_token(user.id, &verification);
+        state.outbox.push(mail.clone());
         Ok(())
     }
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, Failure> {
@@ -423,6 +485,167 @@ impl AuthEventRepository for InMemoryStore {
     }
 }
 
+#[async_trait]
+impl AccountRepository for InMemoryStore {
+    async fn find_token(
+        &self,
+        token: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<PendingToken>, Failure> {
+        let state = self.0.lock().unwrap();
+        Ok(state
+            .one_time
+            .get(token)
+            .filter(|t| t.expires_at > now)
+            .cloned())
+    }
+
+    async fn apply(&self, change: AccountChange<'_>) -> Result<Vec<SessionId>, ChangeError> {
+        let mut state = self.0.lock().unwrap();
+        let Some(user) = state.users.get(&change.user).cloned() else {
+            return Err(ChangeError::UserGone);
+        };
+        if let Some(hash) = change.consume {
+            let live = state
+                .one_time
+                .get(hash)
+                .is_some_and(|t| t.user == change.user && t.expires_at > change.now);
+            if !live {
+                return Err(ChangeError::TokenGone);
+            }
+        }
+        if let Some(email) = change.email
+            && state
+                .users
+                .values()
+                .any(|u| &u.email == email && u.id != user.id)
+        {
+            return Err(ChangeError::EmailTaken);
+        }
+        if let (Some(issue), Some(interval)) = (change.issue, change.not_within) {
+            let last = state
+                .one_time
+                .values()
+                .filter(|t| t.user == user.id && t.purpose == issue.purpose)
+                .map(|t| t.created_at)
+                .max();
+            if let Some(last) = last
+                && change.now < last + interval
+            {
+                let left = (last + interval - change.now).whole_seconds().max(1);
+                return Err(ChangeError::TooSoon {
+                    retry_after_secs: u64::try_from(left).unwrap_or(1),
+                });
+            }
+        }
+        if let Some(hash) = change.consume {
+            state.one_time.remove(hash);
+        }
+        let stored = state.users.get_mut(&user.id).unwrap();
+        if let Some(password) = change.password {
+            stored.password_hash = password.clone();
+        }
+        if let Some(email) = change.email {
+            stored.email = email.clone();
+        }
+        if change.verify {
+            stored.email_verified_at = Some(change.now);
+        }
+        stored.updated_at = change.now;
+        if change.password.is_some() {
+            state
+                .one_time
+                .retain(|_, t| !(t.user == user.id && t.purpose == TokenPurpose::ResetPassword));
+        }
+        if change.email.is_some() {
+            state.one_time.retain(|_, t| t.user != user.id);
+        }
+        let revoked = match change.revoke {
+            Some(revoke) => {
+                state.revoke_sessions(user.id, revoke.except, change.now, revoke.reason)
+            }
+            None => Vec::new(),
+        };
+        if let Some(issue) = change.issue {
+            state.store_token(user.id, &issue);
+        }
+        state.outbox.extend_from_slice(change.mail);
+        state.events.push(change.event.clone());
+        Ok(revoked)
+    }
+
+    async fn delete(
+        &self,
+        deletion: AccountDeletion<'_>,
+    ) -> Result<Option<Vec<SessionId>>, Failure> {
+        let mut state = self.0.lock().unwrap();
+        if state.users.remove(&deletion.user).is_none() {
+            return Ok(None);
+        }
+        let revoked = state.revoke_sessions(
+            deletion.user,
+            None,
+            deletion.now,
+            RevokeReason::AccountDeleted,
+        );
+        state.sessions.retain(|_, s| s.user_id != deletion.user);
+        state.one_time.retain(|_, t| t.user != deletion.user);
+        state.outbox.push(deletion.notice.clone());
+        state.events.push(deletion.event.clone());
+        Ok(Some(revoked))
+    }
+
+    async fn export(&self, user: UserId, limit: u64) -> Result<Option<AccountExport>, Failure> {
+        let state = self.0.lock().unwrap();
+        let Some(found) = state.users.get(&user) else {
+            return Ok(None);
+        };
+        let mut sessions: Vec<Session> = state
+            .sessions
+            .values()
+            .filter(|s| s.user_id == user)
+            .cloned()
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        let mut events: Vec<AuthEvent> = state
+            .events
+            .iter()
+            .filter(|e| e.user_id == Some(user))
+            .cloned()
+            .collect();
+        events.sort_by_key(|e| std::cmp::Reverse(e.id));
+        events.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(Some(AccountExport {
+            exported_at: OffsetDateTime::UNIX_EPOCH,
+            profile: found.profile(),
+            sessions,
+            events,
+            // This fake keeps tasks elsewhere (`InMemoryTasks`).
+            tasks: Vec::new(),
+        }))
+    }
+}
+
+/// Keeps background work until a test runs it with [`QueuedBackground::run_all`].
+#[derive(Default)]
+pub struct QueuedBackground(Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
+
+impl QueuedBackground {
+    /// Runs every queued piece of work, in order.
+    pub async fn run_all(&self) {
+        let queued: Vec<_> = std::mem::take(&mut *self.0.lock().unwrap());
+        for work in queued {
+            work.await;
+        }
+    }
+}
+
+impl Background for QueuedBackground {
+    fn spawn(&self, work: Pin<Box<dyn Future<Output = ()> + Send + 'static>>) {
+        self.0.lock().unwrap().push(work);
+    }
+}
+
 /// Writes "no state change" events straight into the store.
 pub struct StoreAudit(pub Arc<InMemoryStore>);
 
@@ -580,6 +803,7 @@ impl TokenVerifier for FakeTokens {
             return Err(TokenRejection::Expired);
         }
         Ok(AccessClaims {
+            email_verified: false,
             user_id: UserId::from_uuid(parse(user)?),
             session_id: SessionId::from_uuid(parse(session)?),
             token_id: Uuid::nil(),
@@ -678,6 +902,8 @@ impl TaskRepository for InMemoryTasks {
 /// one clock and one revocation cache: what an adapter's handler tests need.
 pub struct InMemoryServices {
     pub auth: AuthService,
+    pub account: AccountService,
+    pub background: Arc<QueuedBackground>,
     pub sessions: SessionService,
     pub audit_log: AuditLog,
     pub tasks: TaskService,
@@ -709,6 +935,24 @@ impl InMemoryServices {
             failures: Arc::new(ClockedFailures::new(clock.clone())),
         };
         let policy = PasswordPolicy::new(15, ["password1234567890".to_owned()]).unwrap();
+        let background = Arc::new(QueuedBackground::default());
+        let account = AccountService::new(
+            AccountPorts {
+                users: store.clone(),
+                accounts: store.clone(),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                secrets: ports.secrets.clone(),
+                clock: clock.clone(),
+                audit: audit.clone(),
+                limiter: ports.limiter.clone(),
+                failures: ports.failures.clone(),
+                background: background.clone(),
+            },
+            policy.clone(),
+            AccountPolicy::default(),
+            LimitPolicy::default(),
+        );
         Self {
             auth: AuthService::new(
                 ports,
@@ -716,6 +960,8 @@ impl InMemoryServices {
                 SessionPolicy::default(),
                 LimitPolicy::default(),
             ),
+            account,
+            background,
             sessions: SessionService::new(store.clone(), revocations, audit, clock.clone()),
             audit_log: AuditLog::new(store.clone()),
             tasks: TaskService::new(Arc::new(InMemoryTasks::default()), clock.clone()),

@@ -14,6 +14,8 @@ use crate::ids::{SessionId, UserId};
 pub struct AccessClaims {
     pub user_id: UserId,
     pub session_id: SessionId,
+    /// Whether the account's address was confirmed when the token was signed.
+    pub email_verified: bool,
     pub token_id: Uuid,
     pub issued_at: OffsetDateTime,
     pub not_before: OffsetDateTime,

@@ -6,8 +6,11 @@ use time::OffsetDateTime;
 use crate::email::Email;
 use crate::error::Failure;
 use crate::ids::UserId;
+use crate::mail::Mail;
+use crate::one_time::TokenPurpose;
 use crate::password::PasswordHash;
 use crate::session::SessionOpening;
+use crate::session::TokenHash;
 
 /// A stored user.
 #[derive(Debug, Clone)]
@@ -15,6 +18,8 @@ pub struct User {
     pub id: UserId,
     pub email: Email,
     pub password_hash: PasswordHash,
+    /// When the current address was confirmed; `None` until it is.
+    pub email_verified_at: Option<OffsetDateTime>,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }
@@ -25,18 +30,20 @@ impl User {
         Profile {
             id: self.id,
             email: self.email.clone(),
+            email_verified: self.email_verified_at.is_some(),
             created_at: self.created_at,
         }
     }
 }
 
-/// The public face of an account. None of its fields ever changes after
-/// sign-up, so an adapter may keep profiles in memory without ever serving a
-/// stale one.
+/// The public face of an account. Its address and whether it is confirmed
+/// change only through the account use cases, which go through the
+/// repository that caches profiles.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Profile {
     pub id: UserId,
     pub email: Email,
+    pub email_verified: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -54,13 +61,19 @@ pub enum InsertUserError {
 #[async_trait]
 pub trait UserRepository: Send + Sync + 'static {
     /// Inserts `user` with its first session, refresh token and sign-up
-    /// event, in one transaction.
+    /// event, its email-verification token and the message that carries it,
+    /// in one transaction.
     ///
     /// # Errors
     /// `InsertUserError::EmailTaken` when the database's unique index on the
     /// normalised email rejects it; never a read-then-write check.
-    async fn insert(&self, user: &User, opening: SessionOpening<'_>)
-    -> Result<(), InsertUserError>;
+    async fn insert(
+        &self,
+        user: &User,
+        opening: SessionOpening<'_>,
+        verification: NewToken<'_>,
+        mail: &Mail,
+    ) -> Result<(), InsertUserError>;
 
     /// The user with this normalised email, if any.
     async fn find_by_email(&self, email: &Email) -> Result<Option<User>, Failure>;
@@ -68,8 +81,9 @@ pub trait UserRepository: Send + Sync + 'static {
     /// The user with this id, if any.
     async fn find_by_id(&self, id: UserId) -> Result<Option<User>, Failure>;
 
-    /// The profile of the user with this id, if any. Profiles never change
-    /// (see [`Profile`]): an adapter may answer from memory.
+    /// The profile of the user with this id, if any. An adapter may answer
+    /// from memory, as long as a change made through it shows at once and
+    /// one made by another instance within a second.
     async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, Failure> {
         Ok(self.find_by_id(id).await?.map(|user| user.profile()))
     }
@@ -81,4 +95,18 @@ pub trait UserRepository: Send + Sync + 'static {
         hash: &PasswordHash,
         now: OffsetDateTime,
     ) -> Result<(), Failure>;
+}
+
+/// A one-time token to store with a change, voiding the live tokens of the
+/// same purpose of the same account (one live reset per account).
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    pub hash: &'a TokenHash,
+    pub purpose: TokenPurpose,
+    /// The address an email change moves to.
+    pub new_email: Option<&'a Email>,
+    /// The session that asked for it (an email change spares it).
+    pub session: Option<crate::ids::SessionId>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
 }

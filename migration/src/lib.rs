@@ -25,6 +25,7 @@ mod m20261124_120300_create_tasks;
 mod m20261124_130000_create_auth_events;
 mod m20261201_120000_create_session_revocations;
 mod m20261201_130000_normalize_emails;
+mod m20261205_120000_create_account_lifecycle;
 
 /// Applies Portcullis' migrations.
 pub struct Migrator;
@@ -40,6 +41,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_130000_create_auth_events::Migration),
             Box::new(m20261201_120000_create_session_revocations::Migration),
             Box::new(m20261201_130000_normalize_emails::Migration),
+            Box::new(m20261205_120000_create_account_lifecycle::Migration),
         ]
     }
 }

@@ -10,8 +10,10 @@
 //! | `session_gauge` | 30 s | samples the active-session gauge |
 //! | `session_purger` | 1 h | deletes sessions ended before the retention period, and older entries of the revocation feed |
 //! | `event_purger` | 1 h | deletes audit events older than their retention period |
+//! | `mail_sender` | 500 ms | delivers the email outbox's due messages, with retries |
 
 pub mod event_purger;
+pub mod mail_sender;
 pub mod session_gauge;
 pub mod session_purger;
 pub mod shutdown;
@@ -21,6 +23,8 @@ use std::sync::Arc;
 use portcullis_domain::audit::AuthEventRepository;
 use portcullis_domain::clock::Clock;
 use portcullis_domain::session::SessionRepository;
+use portcullis_infra::db::SeaOrmOutbox;
+use portcullis_infra::mail::Mailer;
 use portcullis_infra::revocation::RevocationFeed;
 
 use crate::jobs::shutdown::Jobs;
@@ -41,6 +45,8 @@ pub struct JobPorts {
     /// rows at least as long as sessions are kept, and never less than this.
     pub revocation_retention: time::Duration,
     pub revocation_feed: RevocationFeed,
+    pub mailer: Arc<Mailer>,
+    pub outbox: SeaOrmOutbox,
 }
 
 /// Spawns every job.
@@ -53,7 +59,7 @@ pub fn start(ports: JobPorts) -> Jobs {
         session_gauge::run(
             ports.sessions.clone(),
             ports.clock.clone(),
-            ports.metrics,
+            ports.metrics.clone(),
             jobs.shutdown(),
         ),
     );
@@ -64,6 +70,16 @@ pub fn start(ports: JobPorts) -> Jobs {
             ports.clock.clone(),
             ports.session_retention,
             ports.revocation_retention,
+            jobs.shutdown(),
+        ),
+    );
+    jobs.spawn(
+        "mail sender",
+        mail_sender::run(
+            ports.mailer,
+            ports.outbox,
+            ports.clock.clone(),
+            ports.metrics.clone(),
             jobs.shutdown(),
         ),
     );

@@ -19,6 +19,9 @@ pub enum ApiTags {
     Auth,
     /// The caller's account.
     Users,
+    /// Email verification, password reset, password and email change,
+    /// deletion and export.
+    Account,
     /// The caller's sessions.
     Sessions,
     /// A sample protected resource, strictly per user.
@@ -37,6 +40,8 @@ pub struct UserBody {
     pub id: Uuid,
     /// The normalised (lowercase) email address.
     pub email: String,
+    /// Whether the address was confirmed through the link sent to it.
+    pub email_verified: bool,
     /// When the account was created (RFC 3339, UTC).
     pub created_at: OffsetDateTime,
 }
@@ -46,6 +51,7 @@ impl UserBody {
         Self {
             id: Uuid::nil(),
             email: "alice@example.com".to_owned(),
+            email_verified: true,
             created_at: OffsetDateTime::UNIX_EPOCH,
         }
     }
@@ -56,6 +62,7 @@ impl From<&Profile> for UserBody {
         Self {
             id: user.id.as_uuid(),
             email: user.email.as_str().to_owned(),
+            email_verified: user.email_verified,
             created_at: user.created_at,
         }
     }

@@ -30,6 +30,15 @@ pub enum EventType {
     SessionRevoked,
     RateLimitHit,
     AccessTokenRejected,
+    EmailVerified,
+    VerificationEmailSent,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    PasswordChanged,
+    EmailChangeRequested,
+    EmailChanged,
+    AccountDeleted,
+    AccountExported,
 }
 
 impl EventType {
@@ -45,6 +54,15 @@ impl EventType {
             Self::SessionRevoked => AuthEventKind::SessionRevoked,
             Self::RateLimitHit => AuthEventKind::RateLimitHit,
             Self::AccessTokenRejected => AuthEventKind::AccessTokenRejected,
+            Self::EmailVerified => AuthEventKind::EmailVerified,
+            Self::VerificationEmailSent => AuthEventKind::VerificationEmailSent,
+            Self::PasswordResetRequested => AuthEventKind::PasswordResetRequested,
+            Self::PasswordResetCompleted => AuthEventKind::PasswordResetCompleted,
+            Self::PasswordChanged => AuthEventKind::PasswordChanged,
+            Self::EmailChangeRequested => AuthEventKind::EmailChangeRequested,
+            Self::EmailChanged => AuthEventKind::EmailChanged,
+            Self::AccountDeleted => AuthEventKind::AccountDeleted,
+            Self::AccountExported => AuthEventKind::AccountExported,
         }
     }
 
@@ -60,6 +78,15 @@ impl EventType {
             AuthEventKind::SessionRevoked => Self::SessionRevoked,
             AuthEventKind::RateLimitHit => Self::RateLimitHit,
             AuthEventKind::AccessTokenRejected => Self::AccessTokenRejected,
+            AuthEventKind::EmailVerified => Self::EmailVerified,
+            AuthEventKind::VerificationEmailSent => Self::VerificationEmailSent,
+            AuthEventKind::PasswordResetRequested => Self::PasswordResetRequested,
+            AuthEventKind::PasswordResetCompleted => Self::PasswordResetCompleted,
+            AuthEventKind::PasswordChanged => Self::PasswordChanged,
+            AuthEventKind::EmailChangeRequested => Self::EmailChangeRequested,
+            AuthEventKind::EmailChanged => Self::EmailChanged,
+            AuthEventKind::AccountDeleted => Self::AccountDeleted,
+            AuthEventKind::AccountExported => Self::AccountExported,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The HTTP operations, one module per tag; within a tag, one file per use
 //! case. `common` holds what several operations share.
 
+pub mod account;
 pub mod auth;
 pub mod bounded;
 pub mod common;

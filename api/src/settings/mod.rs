@@ -128,6 +128,21 @@ pub struct Settings {
     /// `PORTCULLIS_CLIENT_LOCKOUT_SLOW_AFTER` (20), `_LOCK_AFTER` (50),
     /// `_DURATION_SECS` (900), `_WINDOW_SECS` (3600), `_MAX_FAILURES` (100).
     pub client_lockout: portcullis_domain::limits::LockoutPolicy,
+    /// `PORTCULLIS_SMTP_URL`: lettre's URL form (`smtp://host:port`,
+    /// `smtp://host:587?tls=required`, `smtps://user:pass@host:465`). Unset:
+    /// messages are written as `.eml` files under `data_dir/mail/`.
+    pub smtp_url: Option<SecretString>,
+    /// `PORTCULLIS_MAIL_FROM` (default `Portcullis <no-reply@localhost>`).
+    pub mail_from: String,
+    /// `PORTCULLIS_PUBLIC_URL` (default `http://` + the bind address): what
+    /// links in emails start with. Never taken from a request.
+    pub public_url: String,
+    /// `PORTCULLIS_MAIL_TEMPLATES_DIR`: files that replace the built-in
+    /// templates (`<kind>.txt`, `<kind>.html`).
+    pub mail_templates_dir: Option<PathBuf>,
+    /// `PORTCULLIS_REQUIRE_VERIFIED_EMAIL` (default `false`): log-in of an
+    /// unconfirmed address answers 403 `email_not_verified`.
+    pub require_verified_email: bool,
 }
 
 impl Settings {
@@ -174,12 +189,13 @@ impl Settings {
         };
         let retention_days = days(source, "PORTCULLIS_SESSION_RETENTION_DAYS", 30)?;
         let audit_retention_days = days(source, "PORTCULLIS_AUDIT_RETENTION_DAYS", 400)?;
+        let bind = parse(
+            source,
+            "PORTCULLIS_BIND",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+        )?;
         let settings = Self {
-            bind: parse(
-                source,
-                "PORTCULLIS_BIND",
-                SocketAddr::from(([127, 0, 0, 1], 8080)),
-            )?,
+            bind,
             data_dir: parse(source, "PORTCULLIS_DATA_DIR", PathBuf::from("./data"))?,
             database_url,
             jwt_secret,
@@ -236,11 +252,41 @@ impl Settings {
                 "PORTCULLIS_CLIENT_LOCKOUT",
                 LockoutPolicy::client_default(),
             )?,
+            smtp_url: source
+                .get("PORTCULLIS_SMTP_URL")
+                .filter(|s| !s.trim().is_empty())
+                .map(SecretString::from),
+            mail_from: parse(
+                source,
+                "PORTCULLIS_MAIL_FROM",
+                "Portcullis <no-reply@localhost>".to_owned(),
+            )?,
+            public_url: parse(source, "PORTCULLIS_PUBLIC_URL", format!("http://{bind}"))?,
+            mail_templates_dir: source
+                .get("PORTCULLIS_MAIL_TEMPLATES_DIR")
+                .filter(|s| !s.trim().is_empty())
+                .map(PathBuf::from),
+            require_verified_email: parse(
+                source,
+                "PORTCULLIS_REQUIRE_VERIFIED_EMAIL",
+                OnOff(false),
+            )?
+            .0,
         };
         settings.validate()
     }
 
     fn validate(self) -> Result<Self, SettingsError> {
+        let url = self.public_url.as_str();
+        let well_formed = (url.starts_with("http://") || url.starts_with("https://"))
+            && url.len() > "https://".len()
+            && !url.contains(['#', '?', ' ', '\n', '\r', '"', '<', '>']);
+        if !well_formed {
+            return Err(SettingsError {
+                var: "PORTCULLIS_PUBLIC_URL",
+                reason: "must be an http(s) URL without query or fragment, e.g. https://auth.example.com".to_owned(),
+            });
+        }
         if !(8..=128).contains(&self.password_min_length) {
             return Err(SettingsError {
                 var: "PORTCULLIS_PASSWORD_MIN_LENGTH",

@@ -128,6 +128,16 @@ pub(super) fn quotas(source: &dyn Source) -> Result<Quotas, SettingsError> {
             "PORTCULLIS_RATE_LIMIT_REFRESH_BURST",
             defaults.refresh,
         )?,
+        recovery: quota(
+            "PORTCULLIS_RATE_LIMIT_RECOVERY_PER_MIN",
+            "PORTCULLIS_RATE_LIMIT_RECOVERY_BURST",
+            defaults.recovery,
+        )?,
+        recovery_email: quota(
+            "PORTCULLIS_RATE_LIMIT_RECOVERY_EMAIL_PER_MIN",
+            "PORTCULLIS_RATE_LIMIT_RECOVERY_EMAIL_BURST",
+            defaults.recovery_email,
+        )?,
     })
 }
 

@@ -32,11 +32,20 @@ pub enum AuthEventKind {
     SessionRevoked,
     RateLimitHit,
     AccessTokenRejected,
+    EmailVerified,
+    VerificationEmailSent,
+    PasswordResetRequested,
+    PasswordResetCompleted,
+    PasswordChanged,
+    EmailChangeRequested,
+    EmailChanged,
+    AccountDeleted,
+    AccountExported,
 }
 
 impl AuthEventKind {
     /// Every kind, for parsing and documentation.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 19] = [
         Self::SignUp,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -47,6 +56,15 @@ impl AuthEventKind {
         Self::SessionRevoked,
         Self::RateLimitHit,
         Self::AccessTokenRejected,
+        Self::EmailVerified,
+        Self::VerificationEmailSent,
+        Self::PasswordResetRequested,
+        Self::PasswordResetCompleted,
+        Self::PasswordChanged,
+        Self::EmailChangeRequested,
+        Self::EmailChanged,
+        Self::AccountDeleted,
+        Self::AccountExported,
     ];
 
     /// The stored, stable name (OWASP logging vocabulary style).
@@ -62,6 +80,15 @@ impl AuthEventKind {
             Self::SessionRevoked => "session_revoked",
             Self::RateLimitHit => "rate_limit_hit",
             Self::AccessTokenRejected => "access_token_rejected",
+            Self::EmailVerified => "email_verified",
+            Self::VerificationEmailSent => "verification_email_sent",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordResetCompleted => "password_reset_completed",
+            Self::PasswordChanged => "password_changed",
+            Self::EmailChangeRequested => "email_change_requested",
+            Self::EmailChanged => "email_changed",
+            Self::AccountDeleted => "account_deleted",
+            Self::AccountExported => "account_exported",
         }
     }
 
@@ -83,7 +110,12 @@ impl AuthEventKind {
         match self {
             Self::RefreshTokenReuseDetected => Severity::Critical,
             Self::AccountLocked | Self::RateLimitHit => Severity::Warning,
-            Self::LoginFailed | Self::AccessTokenRejected => Severity::Notice,
+            Self::LoginFailed
+            | Self::AccessTokenRejected
+            | Self::PasswordResetCompleted
+            | Self::PasswordChanged
+            | Self::EmailChanged
+            | Self::AccountDeleted => Severity::Notice,
             _ => Severity::Info,
         }
     }

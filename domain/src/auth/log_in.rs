@@ -23,6 +23,10 @@ pub struct LogIn {
 pub enum LogInError {
     #[error("invalid credentials")]
     InvalidCredentials,
+    /// The password is right but the address is not confirmed, and the
+    /// service requires it. Only ever told after a right password.
+    #[error("email not verified")]
+    EmailNotVerified,
     /// Too many attempts from this client, or the account (existing or not)
     /// is locked after repeated failures; the right password gets this too.
     #[error("rate limited")]
@@ -36,6 +40,7 @@ impl LogInError {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::InvalidCredentials => "invalid_credentials",
+            Self::EmailNotVerified => "email_not_verified",
             Self::RateLimited { .. } => "rate_limited",
             Self::Failure(_) => "error",
         }
@@ -107,6 +112,9 @@ impl AuthService {
         };
 
         self.guard.succeeded(reserved).await;
+        if self.account.require_verified_email && user.email_verified_at.is_none() {
+            return Err(LogInError::EmailNotVerified);
+        }
         let now = self.ports.clock.now();
         let user = if verification.needs_rehash {
             self.upgrade_hash(user, &password, now).await

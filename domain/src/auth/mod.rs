@@ -11,6 +11,7 @@ use std::sync::Arc;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::account::AccountPolicy;
 use crate::audit::{AuditSink, AuthEvent, AuthEventKind, Outcome};
 use crate::clock::Clock;
 use crate::context::RequestContext;
@@ -71,6 +72,7 @@ pub struct AuthService {
     ports: AuthPorts,
     policy: PasswordPolicy,
     sessions: SessionPolicy,
+    account: AccountPolicy,
     guard: LoginGuard,
 }
 
@@ -93,8 +95,16 @@ impl AuthService {
             ports,
             policy,
             sessions,
+            account: AccountPolicy::default(),
             guard,
         }
+    }
+
+    /// The same service under `account`'s verification rules.
+    #[must_use]
+    pub fn with_account_policy(mut self, account: AccountPolicy) -> Self {
+        self.account = account;
+        self
     }
 
     /// The abuse limits in force.
@@ -147,6 +157,7 @@ impl AuthService {
         let claims = AccessClaims {
             user_id: user.id,
             session_id: session.id,
+            email_verified: user.email_verified,
             token_id: Uuid::new_v4(),
             issued_at: now,
             not_before: now,

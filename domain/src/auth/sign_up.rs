@@ -1,4 +1,5 @@
-//! Sign up: create an account and open its first session.
+//! Sign up: create an account, open its first session and send the link
+//! that confirms its address.
 
 use super::{AuthService, TokenPair, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
@@ -7,9 +8,11 @@ use crate::email::Email;
 use crate::error::Failure;
 use crate::ids::UserId;
 use crate::limits::{Bucket, RateLimited};
+use crate::mail::{Mail, MailKind};
+use crate::one_time::TokenPurpose;
 use crate::password::{Password, PasswordRejection};
 use crate::session::{Session, SessionOpening};
-use crate::user::{InsertUserError, User};
+use crate::user::{InsertUserError, NewToken, User};
 
 /// What a sign-up asks for.
 #[derive(Debug)]
@@ -81,6 +84,7 @@ impl AuthService {
             id: UserId::new(),
             email,
             password_hash,
+            email_verified_at: None,
             created_at: now,
             updated_at: now,
         };
@@ -95,7 +99,30 @@ impl AuthService {
             first_token: &hash,
             event: &event,
         };
-        match self.ports.users.insert(&user, opening).await {
+        let token = self.ports.secrets.one_time_token();
+        let token_hash = self.ports.secrets.digest_one_time(&token);
+        let expires_at = now + self.account.confirm_ttl;
+        let verification = NewToken {
+            hash: &token_hash,
+            purpose: TokenPurpose::VerifyEmail,
+            new_email: None,
+            session: Some(session.id),
+            created_at: now,
+            expires_at,
+        };
+        let mail = Mail::link(
+            MailKind::VerifyEmail,
+            user.id,
+            user.email.clone(),
+            token,
+            expires_at,
+        );
+        match self
+            .ports
+            .users
+            .insert(&user, opening, verification, &mail)
+            .await
+        {
             Ok(()) => self.ports.audit.committed(&event),
             Err(InsertUserError::EmailTaken) => return Err(SignUpError::EmailTaken),
             Err(InsertUserError::Failure(failure)) => return Err(failure.into()),

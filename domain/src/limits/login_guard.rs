@@ -46,9 +46,16 @@ impl LoginAttempt {
     /// The attempt to log in as `email` from the client of `ctx`.
     pub fn new(email: &Email, ctx: &RequestContext) -> Self {
         Self {
-            account_key: format!("account:{}", email.as_str()),
+            account_key: Self::account_key(email),
             client_key: ctx.client.limit_key().map(|key| format!("client:{key}")),
         }
+    }
+}
+
+impl LoginAttempt {
+    /// The failure counter of the account of `email`.
+    pub fn account_key(email: &Email) -> String {
+        format!("account:{}", email.as_str())
     }
 }
 
@@ -115,10 +122,24 @@ impl LoginGuard {
     /// `RateLimited` when the budget is spent. A limiter that cannot answer
     /// lets the request through (logged).
     pub async fn admit(&self, bucket: Bucket, ctx: &RequestContext) -> Result<(), RateLimited> {
+        let key = ctx.client.limit_key().unwrap_or("unknown");
+        self.admit_key(bucket, key, ctx).await
+    }
+
+    /// Spends one request of `key`'s budget in `bucket` (a client, or an
+    /// email for the per-address recovery budget).
+    ///
+    /// # Errors
+    /// As [`LoginGuard::admit`].
+    pub async fn admit_key(
+        &self,
+        bucket: Bucket,
+        key: &str,
+        ctx: &RequestContext,
+    ) -> Result<(), RateLimited> {
         if !self.policy.enabled {
             return Ok(());
         }
-        let key = ctx.client.limit_key().unwrap_or("unknown");
         match self.limiter.check(bucket, key).await {
             Ok(Decision::Allowed) => Ok(()),
             Ok(Decision::Limited { retry_after_secs }) => {

@@ -20,6 +20,10 @@ pub enum Bucket {
     SignUp,
     LogIn,
     Refresh,
+    /// Account recovery and confirmation requests, per client.
+    Recovery,
+    /// Password-reset requests, per email address (existing or not).
+    RecoveryEmail,
 }
 
 impl Bucket {
@@ -28,6 +32,8 @@ impl Bucket {
             Self::SignUp => "signup",
             Self::LogIn => "login",
             Self::Refresh => "refresh",
+            Self::Recovery => "recovery",
+            Self::RecoveryEmail => "recovery_email",
         }
     }
 }

@@ -16,6 +16,7 @@ use crate::audit::AuthEvent;
 use crate::context::ClientInfo;
 use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
+use crate::one_time::{OneTimeToken, well_formed_secret};
 
 mod feed;
 mod rotation;
@@ -32,7 +33,7 @@ pub struct RefreshToken(SecretString);
 
 impl RefreshToken {
     /// Encoded length of 32 bytes in unpadded base64url.
-    pub const ENCODED_LEN: usize = 43;
+    pub const ENCODED_LEN: usize = crate::one_time::ENCODED_LEN;
 
     /// Parses a token presented by a client. Anything that cannot be one of
     /// ours is refused before any storage lookup.
@@ -40,11 +41,7 @@ impl RefreshToken {
     /// # Errors
     /// `MalformedRefreshToken` for a wrong length or alphabet.
     pub fn parse(raw: &str) -> Result<Self, MalformedRefreshToken> {
-        let well_formed = raw.len() == Self::ENCODED_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if well_formed {
+        if well_formed_secret(raw) {
             Ok(Self(SecretString::from(raw.to_owned())))
         } else {
             Err(MalformedRefreshToken)
@@ -101,6 +98,16 @@ pub trait SecretGenerator: Send + Sync + 'static {
     fn refresh_token(&self) -> RefreshToken;
     /// The stored digest of `token`.
     fn digest(&self, token: &RefreshToken) -> TokenHash;
+
+    /// A new one-time token for an email link: the same 256 random bits.
+    fn one_time_token(&self) -> OneTimeToken {
+        OneTimeToken::from_generated(self.refresh_token().expose().to_owned())
+    }
+
+    /// The stored digest of a one-time token, by the same function.
+    fn digest_one_time(&self, token: &OneTimeToken) -> TokenHash {
+        self.digest(&RefreshToken::from_generated(token.expose().to_owned()))
+    }
 }
 
 /// Why a session ended.
@@ -116,9 +123,30 @@ pub enum RevokeReason {
     RevokedByUser,
     /// A rotated refresh token was presented after the grace interval.
     RefreshTokenReuse,
+    /// The password was reset through an emailed link.
+    PasswordReset,
+    /// The password was changed by the signed-in user.
+    PasswordChanged,
+    /// The account's email address changed.
+    EmailChanged,
+    /// The account was deleted.
+    AccountDeleted,
 }
 
 impl RevokeReason {
+    /// Every reason.
+    pub const ALL: [Self; 9] = [
+        Self::Logout,
+        Self::LogoutAll,
+        Self::LogoutOthers,
+        Self::RevokedByUser,
+        Self::RefreshTokenReuse,
+        Self::PasswordReset,
+        Self::PasswordChanged,
+        Self::EmailChanged,
+        Self::AccountDeleted,
+    ];
+
     /// The stored, stable name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -127,20 +155,18 @@ impl RevokeReason {
             Self::LogoutOthers => "logout_others",
             Self::RevokedByUser => "revoked_by_user",
             Self::RefreshTokenReuse => "refresh_token_reuse",
+            Self::PasswordReset => "password_reset",
+            Self::PasswordChanged => "password_changed",
+            Self::EmailChanged => "email_changed",
+            Self::AccountDeleted => "account_deleted",
         }
     }
 
     /// Parses a stored name.
     pub fn parse(stored: &str) -> Option<Self> {
-        [
-            Self::Logout,
-            Self::LogoutAll,
-            Self::LogoutOthers,
-            Self::RevokedByUser,
-            Self::RefreshTokenReuse,
-        ]
-        .into_iter()
-        .find(|reason| reason.as_str() == stored)
+        Self::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == stored)
     }
 }
 
@@ -413,13 +439,7 @@ mod tests {
 
     #[test]
     fn revoke_reason_round_trips() {
-        for reason in [
-            RevokeReason::Logout,
-            RevokeReason::LogoutAll,
-            RevokeReason::LogoutOthers,
-            RevokeReason::RevokedByUser,
-            RevokeReason::RefreshTokenReuse,
-        ] {
+        for reason in RevokeReason::ALL {
             assert_eq!(RevokeReason::parse(reason.as_str()), Some(reason));
         }
     }

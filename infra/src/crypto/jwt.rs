@@ -162,6 +162,7 @@ impl JwtTokens {
         self.check_times(exp, nbf, iat, now)?;
 
         Ok(AccessClaims {
+            email_verified: claims.email_verified,
             user_id: UserId::from_uuid(uuid(&claims.sub)?),
             session_id: SessionId::from_uuid(uuid(&claims.sid)?),
             token_id: uuid(&claims.jti)?,
@@ -222,6 +223,7 @@ impl TokenIssuer for JwtTokens {
             iat: claims.issued_at.unix_timestamp(),
             nbf: claims.not_before.unix_timestamp(),
             exp: claims.expires_at.unix_timestamp(),
+            email_verified: claims.email_verified,
         };
         jsonwebtoken::encode(&header, &body, self.keys.signing_key())
             .map(AccessToken::new)
@@ -302,6 +304,7 @@ struct OutgoingClaims<'a> {
     iat: i64,
     nbf: i64,
     exp: i64,
+    email_verified: bool,
 }
 
 /// Typed so that a missing claim, a claim of the wrong JSON type (`exp` as a
@@ -316,6 +319,9 @@ struct IncomingClaims {
     iat: u64,
     nbf: u64,
     exp: u64,
+    /// Absent from tokens signed before the claim existed: unverified.
+    #[serde(default)]
+    email_verified: bool,
 }
 
 fn rejection(kind: &ErrorKind) -> TokenRejection {
@@ -370,6 +376,7 @@ mod tests {
     fn claims_at(at: OffsetDateTime) -> AccessClaims {
         let at = at.replace_nanosecond(0).unwrap();
         AccessClaims {
+            email_verified: false,
             user_id: UserId::new(),
             session_id: SessionId::new(),
             token_id: Uuid::new_v4(),

@@ -72,7 +72,7 @@ pub(crate) async fn insert_events<C: ConnectionTrait>(
     Ok(())
 }
 
-fn to_domain(model: auth_event::Model) -> Result<AuthEvent, Failure> {
+pub(crate) fn to_domain(model: auth_event::Model) -> Result<AuthEvent, Failure> {
     Ok(AuthEvent {
         id: model.id,
         at: from_millis(model.occurred_at)?,

@@ -5,6 +5,7 @@
 //! driver errors stay inside this module; callers see domain types and
 //! `Failure` only.
 
+mod account_repository;
 mod batch_queue;
 mod convert;
 mod deadline;
@@ -12,6 +13,7 @@ mod entity;
 mod error;
 mod event_repository;
 mod files;
+mod outbox;
 mod session;
 mod task_repository;
 mod user_repository;
@@ -31,10 +33,13 @@ use sea_orm::{
 };
 use tokio::sync::Mutex;
 
+pub use account_repository::SeaOrmAccountRepository;
 pub use event_repository::SeaOrmAuthEventRepository;
 pub use files::{ensure_data_dir, prepare_sqlite_file};
+pub use outbox::{Claimed, OutboxCounts, SeaOrmOutbox};
 pub use session::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
+use user_repository::ProfileCache;
 pub use user_repository::SeaOrmUserRepository;
 
 use self::batch_queue::BatchQueue;
@@ -127,6 +132,7 @@ pub struct Database {
     /// Batch refresh-token lookups and rotations (used on SQLite only).
     lookups: BatchQueue<BatchedLookups>,
     rotations: BatchQueue<BatchedRotations>,
+    profiles: ProfileCache,
 }
 
 impl std::fmt::Debug for Database {
@@ -214,6 +220,7 @@ impl Database {
             write_gate,
             lookups: BatchQueue::default(),
             rotations: BatchQueue::default(),
+            profiles: ProfileCache::new(),
         })
     }
 
@@ -288,6 +295,21 @@ impl Database {
     /// The user repository.
     pub fn users(&self) -> SeaOrmUserRepository {
         SeaOrmUserRepository::new(self.clone())
+    }
+
+    /// The account repository (tokens of email links, account changes).
+    pub fn accounts(&self) -> SeaOrmAccountRepository {
+        SeaOrmAccountRepository::new(self.clone())
+    }
+
+    /// The outbox, as the delivery worker sees it.
+    pub fn outbox(&self) -> SeaOrmOutbox {
+        SeaOrmOutbox::new(self.clone())
+    }
+
+    /// The profile cache every repository of this pool shares.
+    pub(crate) fn profiles(&self) -> &ProfileCache {
+        &self.profiles
     }
 
     /// The audit trail.

@@ -112,7 +112,7 @@ impl TaskRepository for SeaOrmTaskRepository {
     }
 }
 
-fn to_domain(row: task::Model) -> Result<Task, Failure> {
+pub(crate) fn to_domain(row: task::Model) -> Result<Task, Failure> {
     let title = TaskTitle::parse(&row.title).map_err(|_| corrupt("task title"))?;
     let description = row
         .description

@@ -1,46 +1,75 @@
 //! `UserRepository` over sea-orm.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use portcullis_domain::email::Email;
 use portcullis_domain::error::Failure;
 use portcullis_domain::ids::UserId;
+use portcullis_domain::mail::Mail;
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::SessionOpening;
-use portcullis_domain::user::{InsertUserError, Profile, User, UserRepository};
+use portcullis_domain::user::{InsertUserError, NewToken, Profile, User, UserRepository};
 use quick_cache::sync::Cache;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use time::OffsetDateTime;
 
 use super::Database;
-use super::convert::{from_millis, to_millis};
+use super::account_repository::insert_token;
+use super::convert::{from_millis, from_millis_opt, to_millis};
 use super::entity::user;
 use super::error::{is_unique_violation_on, store_error};
+use super::outbox::enqueue;
 use super::session::insert_opening;
 use super::write::Decision;
 
-/// Users in the `users` table. Clones share one cache of profiles.
+/// Profiles read recently, shared by every repository of one [`Database`]:
+/// `/users/me` and every refresh read a profile without a database round
+/// trip. A change made through this instance drops the entry at once; one
+/// made by another instance (an email change, a confirmation) shows here
+/// after at most [`ProfileCache::TTL`]. Bounded; an evicted profile is read
+/// again.
+#[derive(Clone)]
+pub(crate) struct ProfileCache(Arc<Cache<UserId, (Profile, Instant)>>);
+
+impl ProfileCache {
+    /// Profiles kept at most (about 150 bytes each).
+    pub(crate) const CAPACITY: usize = 10_000;
+    /// How long a cached profile is trusted.
+    pub(crate) const TTL: Duration = Duration::from_secs(1);
+
+    pub(crate) fn new() -> Self {
+        Self(Arc::new(Cache::new(Self::CAPACITY)))
+    }
+
+    fn get(&self, id: UserId) -> Option<Profile> {
+        self.0
+            .get(&id)
+            .filter(|(_, read)| read.elapsed() < Self::TTL)
+            .map(|(profile, _)| profile)
+    }
+
+    fn put(&self, profile: Profile) {
+        self.0.insert(profile.id, (profile, Instant::now()));
+    }
+
+    /// Forgets `id` (after a change of that account).
+    pub(crate) fn forget(&self, id: UserId) {
+        self.0.remove(&id);
+    }
+}
+
+/// Users in the `users` table.
 #[derive(Clone)]
 pub struct SeaOrmUserRepository {
     db: Database,
-    /// Profiles never change (id, email and creation time are fixed at
-    /// sign-up), so a cached one is never stale: `/users/me` and every
-    /// refresh read it without a database round trip. Bounded; an evicted
-    /// profile is read again. Users are never deleted through the service.
-    profiles: Arc<Cache<UserId, Profile>>,
 }
 
 impl SeaOrmUserRepository {
-    /// Profiles kept at most (about 150 bytes each).
-    pub const PROFILE_CACHE_CAPACITY: usize = 10_000;
-
     pub(crate) fn new(db: Database) -> Self {
-        Self {
-            db,
-            profiles: Arc::new(Cache::new(Self::PROFILE_CACHE_CAPACITY)),
-        }
+        Self { db }
     }
 }
 
@@ -50,11 +79,14 @@ impl UserRepository for SeaOrmUserRepository {
         &self,
         user: &User,
         opening: SessionOpening<'_>,
+        verification: NewToken<'_>,
+        mail: &Mail,
     ) -> Result<(), InsertUserError> {
         let row = user::ActiveModel {
             id: Set(user.id.as_uuid()),
             email: Set(user.email.as_str().to_owned()),
             password_hash: Set(user.password_hash.as_str().to_owned()),
+            email_verified_at: Set(user.email_verified_at.map(to_millis)),
             created_at: Set(to_millis(user.created_at)),
             updated_at: Set(to_millis(user.updated_at)),
         };
@@ -71,6 +103,8 @@ impl UserRepository for SeaOrmUserRepository {
                 Err(error) => return Err(error),
             }
             insert_opening(tx.txn(), opening).await?;
+            insert_token(tx.txn(), user.id, &verification).await?;
+            enqueue(tx.txn(), std::slice::from_ref(mail)).await?;
             Ok(Decision::Commit(true))
         }
         .await;
@@ -101,12 +135,13 @@ impl UserRepository for SeaOrmUserRepository {
     }
 
     async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, Failure> {
-        if let Some(profile) = self.profiles.get(&id) {
+        let profiles = self.db.profiles();
+        if let Some(profile) = profiles.get(id) {
             return Ok(Some(profile));
         }
         let profile = self.find_by_id(id).await?.map(|user| user.profile());
         if let Some(profile) = &profile {
-            self.profiles.insert(id, profile.clone());
+            profiles.put(profile.clone());
         }
         Ok(profile)
     }
@@ -129,11 +164,12 @@ impl UserRepository for SeaOrmUserRepository {
     }
 }
 
-fn to_domain(row: user::Model) -> Result<User, Failure> {
+pub(crate) fn to_domain(row: user::Model) -> Result<User, Failure> {
     Ok(User {
         id: UserId::from_uuid(row.id),
         email: Email::from_trusted(row.email),
         password_hash: PasswordHash::new(row.password_hash),
+        email_verified_at: from_millis_opt(row.email_verified_at)?,
         created_at: from_millis(row.created_at)?,
         updated_at: from_millis(row.updated_at)?,
     })

@@ -106,6 +106,8 @@ pub struct GovernorRateLimiter {
     sign_up: Budget,
     log_in: Budget,
     refresh: Budget,
+    recovery: Budget,
+    recovery_email: Budget,
     clock: DefaultClock,
 }
 
@@ -131,6 +133,8 @@ impl GovernorRateLimiter {
             sign_up: budget(quotas.sign_up),
             log_in: budget(quotas.log_in),
             refresh: budget(quotas.refresh),
+            recovery: budget(quotas.recovery),
+            recovery_email: budget(quotas.recovery_email),
             clock: DefaultClock::default(),
         }
     }
@@ -140,6 +144,8 @@ impl GovernorRateLimiter {
             Bucket::SignUp => &self.sign_up,
             Bucket::LogIn => &self.log_in,
             Bucket::Refresh => &self.refresh,
+            Bucket::Recovery => &self.recovery,
+            Bucket::RecoveryEmail => &self.recovery_email,
         }
     }
 
@@ -150,10 +156,16 @@ impl GovernorRateLimiter {
 
     /// Clients held across buckets.
     pub fn len(&self) -> usize {
-        [Bucket::SignUp, Bucket::LogIn, Bucket::Refresh]
-            .into_iter()
-            .map(|bucket| self.len_of(bucket))
-            .sum()
+        [
+            Bucket::SignUp,
+            Bucket::LogIn,
+            Bucket::Refresh,
+            Bucket::Recovery,
+            Bucket::RecoveryEmail,
+        ]
+        .into_iter()
+        .map(|bucket| self.len_of(bucket))
+        .sum()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -31,6 +31,10 @@ pub struct Quotas {
     pub sign_up: Quota,
     pub log_in: Quota,
     pub refresh: Quota,
+    /// Recovery and confirmation requests per client.
+    pub recovery: Quota,
+    /// Password-reset requests per email address.
+    pub recovery_email: Quota,
 }
 
 impl Default for Quotas {
@@ -48,6 +52,14 @@ impl Default for Quotas {
                 per_minute: 120,
                 burst: 30,
             },
+            recovery: Quota {
+                per_minute: 10,
+                burst: 5,
+            },
+            recovery_email: Quota {
+                per_minute: 1,
+                burst: 3,
+            },
         }
     }
 }
@@ -58,6 +70,8 @@ impl Quotas {
             Bucket::SignUp => self.sign_up,
             Bucket::LogIn => self.log_in,
             Bucket::Refresh => self.refresh,
+            Bucket::Recovery => self.recovery,
+            Bucket::RecoveryEmail => self.recovery_email,
         }
     }
 }

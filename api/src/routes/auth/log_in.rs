@@ -24,6 +24,7 @@ pub enum LogInResponse {
 problem_responses!(LogInErrors {
     BadRequest = 400 => "The body is not valid JSON or misses a field.",
     Unauthorized = 401 => "The email or password is incorrect (`invalid_credentials`), whatever the cause.",
+    Forbidden = 403 => "The password is right but the address is not confirmed yet and the service requires it (`email_not_verified`).",
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
     Unprocessable = 422 => "The email is not a valid address.",
@@ -39,6 +40,11 @@ impl From<LogInError> for LogInErrors {
                 StatusCode::UNAUTHORIZED,
                 "invalid_credentials",
                 "The email or password is incorrect.",
+            ),
+            LogInError::EmailNotVerified => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "Confirm your email address with the link we sent, then log in again.",
             ),
             LogInError::RateLimited { retry_after_secs } => rate_limited(retry_after_secs),
             LogInError::Failure(error) => failure(&error),
@@ -83,6 +89,10 @@ mod tests {
             (
                 LogInError::InvalidCredentials,
                 Answer::new(401, "invalid_credentials", None),
+            ),
+            (
+                LogInError::EmailNotVerified,
+                Answer::new(403, "email_not_verified", None),
             ),
             (
                 LogInError::RateLimited {

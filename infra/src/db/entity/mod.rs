@@ -6,7 +6,9 @@
 //! `Uuid`, exactly as the migrations declare them. Nothing outside `db` sees
 //! these types; the repositories convert to and from domain types.
 
+pub(crate) mod account_token;
 pub(crate) mod auth_event;
+pub(crate) mod email_outbox;
 pub(crate) mod refresh_token;
 pub(crate) mod session;
 pub(crate) mod session_revocation;

@@ -12,6 +12,8 @@ pub struct Model {
     pub email: String,
     pub password_hash: String,
     pub created_at: i64,
+    /// When the current address was confirmed; NULL until it is.
+    pub email_verified_at: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -23,6 +25,7 @@ impl std::fmt::Debug for Model {
             .field("email", &self.email)
             .field("password_hash", &"[redacted]")
             .field("created_at", &self.created_at)
+            .field("email_verified_at", &self.email_verified_at)
             .field("updated_at", &self.updated_at)
             .finish()
     }

@@ -224,34 +224,12 @@ impl SessionRepository for SeaOrmSessionRepository {
     ) -> Result<Vec<SessionId>, Failure> {
         let tx = self.db.begin_write().await?;
         let body = async {
-            let mut query = session::Entity::find()
-                .select_only()
-                .column(session::Column::Id)
-                .filter(session::Column::UserId.eq(user.as_uuid()))
-                .filter(session::Column::RevokedAt.is_null());
-            if let Some(except) = except {
-                query = query.filter(session::Column::Id.ne(except.as_uuid()));
+            let ids = revoke_all_in(tx.txn(), user, except, now, reason).await?;
+            if !ids.is_empty() {
+                insert_events(tx.txn(), std::slice::from_ref(event)).await?;
+                // The feed is appended last, just before the commit.
+                revocations::append(tx.txn(), &ids, now).await?;
             }
-            // FOR UPDATE on PostgreSQL, so a concurrent revoke cannot slip in
-            // between the read and the write and make the returned list lie;
-            // locking in id order keeps two of these from deadlocking. SQLite
-            // ignores it: the write gate already excludes other writers.
-            let ids: Vec<Uuid> = query
-                .order_by_asc(session::Column::Id)
-                .lock_exclusive()
-                .into_tuple()
-                .all(tx.txn())
-                .await?;
-            if ids.is_empty() {
-                return Ok(Decision::Commit(Vec::new()));
-            }
-            revoke_where(now, reason)
-                .filter(session::Column::Id.is_in(ids.iter().copied()))
-                .exec(tx.txn())
-                .await?;
-            insert_events(tx.txn(), std::slice::from_ref(event)).await?;
-            let ids: Vec<SessionId> = ids.into_iter().map(SessionId::from_uuid).collect();
-            revocations::append(tx.txn(), &ids, now).await?;
             Ok(Decision::Commit(ids))
         }
         .await;
@@ -294,6 +272,54 @@ impl SessionRepository for SeaOrmSessionRepository {
     async fn purge_revocations(&self, before: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
         revocations::purge(&self.db, before, limit).await
     }
+}
+
+/// Revokes every not-yet-revoked session of `user` but `except` inside the
+/// caller's transaction `db`, returning their ids. The caller appends them
+/// to the revocation feed ([`append_revocations`]) just before it commits.
+pub(crate) async fn revoke_all_in<C: ConnectionTrait>(
+    db: &C,
+    user: UserId,
+    except: Option<SessionId>,
+    now: OffsetDateTime,
+    reason: RevokeReason,
+) -> Result<Vec<SessionId>, DbErr> {
+    let mut query = session::Entity::find()
+        .select_only()
+        .column(session::Column::Id)
+        .filter(session::Column::UserId.eq(user.as_uuid()))
+        .filter(session::Column::RevokedAt.is_null());
+    if let Some(except) = except {
+        query = query.filter(session::Column::Id.ne(except.as_uuid()));
+    }
+    // FOR UPDATE on PostgreSQL, so a concurrent revoke cannot slip in
+    // between the read and the write and make the returned list lie;
+    // locking in id order keeps two of these from deadlocking. SQLite
+    // ignores it: the write gate already excludes other writers.
+    let ids: Vec<Uuid> = query
+        .order_by_asc(session::Column::Id)
+        .lock_exclusive()
+        .into_tuple()
+        .all(db)
+        .await?;
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    revoke_where(now, reason)
+        .filter(session::Column::Id.is_in(ids.iter().copied()))
+        .exec(db)
+        .await?;
+    Ok(ids.into_iter().map(SessionId::from_uuid).collect())
+}
+
+/// Appends revoked `sessions` to the feed other instances follow, inside
+/// the caller's transaction; call it last, just before the commit.
+pub(crate) async fn append_revocations<C: ConnectionTrait>(
+    db: &C,
+    sessions: &[SessionId],
+    now: OffsetDateTime,
+) -> Result<(), DbErr> {
+    revocations::append(db, sessions, now).await
 }
 
 /// Stores a new session, its first token and its event on `db` (a transaction).
@@ -376,7 +402,7 @@ pub(super) fn session_row(session: &Session) -> session::ActiveModel {
 }
 
 /// A stored session as the domain sees it.
-pub(super) fn to_domain(row: session::Model) -> Result<Session, Failure> {
+pub(crate) fn to_domain(row: session::Model) -> Result<Session, Failure> {
     let revoked_reason = row
         .revoked_reason
         .as_deref()

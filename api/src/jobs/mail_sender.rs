@@ -1,0 +1,47 @@
+//! The mail sender: every half second, delivers the outbox's due messages
+//! (`portcullis_infra::mail::Mailer::deliver_due`) and counts the outcomes
+//! for `portcullis.mail.deliveries`. Every instance runs one; the outbox's
+//! claims keep two from sending the same message at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::KeyValue;
+use portcullis_domain::clock::Clock;
+use portcullis_infra::db::SeaOrmOutbox;
+use portcullis_infra::mail::Mailer;
+
+use crate::jobs::shutdown::{Shutdown, every};
+use crate::metrics::Metrics;
+
+/// How often the outbox is looked at.
+const PERIOD: Duration = Duration::from_millis(500);
+
+/// Delivers due messages until `shutdown`.
+pub async fn run(
+    mailer: Arc<Mailer>,
+    outbox: SeaOrmOutbox,
+    clock: Arc<dyn Clock>,
+    metrics: Arc<Metrics>,
+    shutdown: Shutdown,
+) {
+    every(PERIOD, shutdown, || async {
+        match mailer.deliver_due(&outbox, clock.now()).await {
+            Ok(report) => {
+                for (outcome, n) in [
+                    ("sent", report.sent),
+                    ("retried", report.retried),
+                    ("failed", report.failed),
+                ] {
+                    if n > 0 {
+                        metrics
+                            .mail_deliveries
+                            .add(n, &[KeyValue::new("outcome", outcome)]);
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(error = %error, "the email outbox could not be read"),
+        }
+    })
+    .await;
+}

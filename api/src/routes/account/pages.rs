@@ -1,0 +1,58 @@
+//! The pages the emailed links open: `/account/verify-email` and
+//! `/account/reset-password`, with their script and stylesheet. Plain HTML
+//! and JavaScript compiled into the binary. Opening a page consumes nothing:
+//! the token stays in the URL's fragment (never sent to the server) until
+//! the user presses the button, which POSTs it. Served with a strict CSP,
+//! no caching, no referrer and no framing.
+
+use poem::http::{StatusCode, header};
+use poem::{Endpoint, Response, Route, get, handler};
+
+const VERIFY_EMAIL: &str = include_str!("../../../assets/account/verify-email.html");
+const RESET_PASSWORD: &str = include_str!("../../../assets/account/reset-password.html");
+const SCRIPT: &str = include_str!("../../../assets/account/account.js");
+const STYLE: &str = include_str!("../../../assets/account/account.css");
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn page(body: &'static str, content_type: &'static str) -> Response {
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type(content_type)
+        .header(header::CONTENT_SECURITY_POLICY, CSP)
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::X_FRAME_OPTIONS, "DENY")
+        .body(body)
+}
+
+#[handler]
+fn verify_email() -> Response {
+    page(VERIFY_EMAIL, "text/html; charset=utf-8")
+}
+
+#[handler]
+fn reset_password() -> Response {
+    page(RESET_PASSWORD, "text/html; charset=utf-8")
+}
+
+#[handler]
+fn script() -> Response {
+    page(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+#[handler]
+fn style() -> Response {
+    page(STYLE, "text/css; charset=utf-8")
+}
+
+/// The routes under `/account`.
+pub fn routes() -> impl Endpoint {
+    Route::new()
+        .at("/verify-email", get(verify_email))
+        .at("/reset-password", get(reset_password))
+        .at("/assets/account.js", get(script))
+        .at("/assets/account.css", get(style))
+}

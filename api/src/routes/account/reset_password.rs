@@ -1,0 +1,102 @@
+//! `POST /api/v1/auth/password/reset`: a new password with the token of a
+//! reset link.
+
+use poem::http::StatusCode;
+use poem_openapi::{ApiResponse, Object};
+use portcullis_domain::account::{AccountService, ResetPassword, ResetPasswordError};
+use portcullis_domain::context::RequestContext;
+
+use super::{PasswordField, TokenField, invalid_token, parse_token, password};
+use crate::problem::{ApiError, problem_responses};
+use crate::routes::common::failure;
+
+/// The token of the link and the new password.
+#[derive(Debug, Object)]
+pub struct ResetPasswordRequest {
+    /// The 43 characters after `#token=` in the link.
+    pub token: TokenField,
+    /// The new password, under the same policy as at sign-up.
+    pub new_password: PasswordField,
+}
+
+#[derive(ApiResponse)]
+pub enum ResetPasswordResponse {
+    /// The password is changed and every session of the account ended.
+    #[oai(status = 204)]
+    NoContent,
+}
+
+problem_responses!(ResetPasswordErrors {
+    BadRequest = 400 => "The body is not valid JSON, or the token is invalid, used or expired (`invalid_token`).",
+    PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
+    UnsupportedMediaType = 415 => "The body is not `application/json`.",
+    Unprocessable = 422 => "The new password breaks the policy; `code` names the rule.",
+    Internal = 500 => "An internal error.",
+    Unavailable = 503, retry_after: u32 => "The service is overloaded or its database is unreachable.",
+});
+
+impl From<ResetPasswordError> for ResetPasswordErrors {
+    fn from(error: ResetPasswordError) -> Self {
+        match error {
+            ResetPasswordError::InvalidToken => invalid_token(),
+            ResetPasswordError::WeakPassword(rejection) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                rejection.code(),
+                rejection.to_string(),
+            ),
+            ResetPasswordError::Failure(error) => failure(&error),
+        }
+        .into()
+    }
+}
+
+/// Resets the password of `body`'s token.
+pub async fn reset_password(
+    account: &AccountService,
+    ctx: &RequestContext,
+    body: ResetPasswordRequest,
+) -> Result<ResetPasswordResponse, ResetPasswordErrors> {
+    let token = parse_token(body.token)?;
+    let new_password = password(body.new_password);
+    account
+        .reset_password(
+            ResetPassword {
+                token,
+                new_password,
+            },
+            ctx,
+        )
+        .await?;
+    Ok(ResetPasswordResponse::NoContent)
+}
+
+#[cfg(test)]
+mod tests {
+    use portcullis_domain::password::PasswordRejection;
+
+    use super::*;
+    use crate::problem::testing::{Answer, answer, failure_cases};
+
+    #[tokio::test]
+    async fn every_reset_error_has_one_status_and_code() {
+        let mut cases = vec![
+            (
+                ResetPasswordError::InvalidToken,
+                Answer::new(400, "invalid_token", None),
+            ),
+            (
+                ResetPasswordError::WeakPassword(PasswordRejection::Common),
+                Answer::new(422, "password_common", None),
+            ),
+        ];
+        cases.extend(failure_cases().map(|(f, a)| (ResetPasswordError::Failure(f), a)));
+        for (error, expected) in cases {
+            let shown = format!("{error:?}");
+            assert_eq!(
+                answer(ResetPasswordErrors::from(error)).await,
+                expected,
+                "{shown}"
+            );
+        }
+    }
+}
