@@ -46,6 +46,7 @@ fn app_with(
     let services = InMemoryServices::new(datetime!(2026-12-01 12:00 UTC));
     let state = Arc::new(AppState {
         auth: services.auth.clone(),
+        account: services.account.clone(),
         sessions: services.sessions.clone(),
         audit_log: services.audit_log.clone(),
         tasks: services.tasks.clone(),

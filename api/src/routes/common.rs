@@ -47,7 +47,8 @@ pub struct UserBody {
 }
 
 impl UserBody {
-    fn example_value() -> Self {
+    /// The user the document's examples show.
+    pub fn example_value() -> Self {
         Self {
             id: Uuid::nil(),
             email: "alice@example.com".to_owned(),

@@ -151,6 +151,23 @@ pub struct EventPageBody {
     pub next_cursor: Option<Uuid>,
 }
 
+impl EventBody {
+    /// An event as the document shows it.
+    pub fn example_value() -> Self {
+        Self {
+            id: Uuid::nil(),
+            occurred_at: OffsetDateTime::UNIX_EPOCH,
+            type_: EventType::LoginSucceeded,
+            outcome: EventOutcome::Success,
+            session_id: Some(Uuid::nil()),
+            client_ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("Mozilla/5.0".to_owned()),
+            request_id: Some("6f1c2c9e-4a43-4d0b-9d0c-2f2f0a0c9d11".to_owned()),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned()),
+        }
+    }
+}
+
 impl poem_openapi::types::Example for EventPageBody {
     fn example() -> Self {
         Self {

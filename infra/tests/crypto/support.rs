@@ -72,6 +72,7 @@ pub(crate) fn now() -> OffsetDateTime {
 
 pub(crate) fn access_claims(at: OffsetDateTime) -> AccessClaims {
     AccessClaims {
+        email_verified: false,
         user_id: UserId::new(),
         session_id: SessionId::new(),
         token_id: Uuid::new_v4(),

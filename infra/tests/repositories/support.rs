@@ -12,12 +12,14 @@ use portcullis_domain::email::Email;
 use portcullis_domain::error::Failure;
 use portcullis_domain::ids::TaskId;
 use portcullis_domain::ids::UserId;
+use portcullis_domain::mail::{Mail, MailKind};
+use portcullis_domain::one_time::{OneTimeToken, TokenPurpose};
 use portcullis_domain::password::PasswordHash;
 use portcullis_domain::session::{
     Session, SessionOpening, SessionPolicy, SessionRepository, TokenHash,
 };
 use portcullis_domain::task::{Task, TaskDescription, TaskTitle};
-use portcullis_domain::user::{InsertUserError, User, UserRepository};
+use portcullis_domain::user::{InsertUserError, NewToken, User, UserRepository};
 use portcullis_infra::db::{Database, DbOptions, sqlite_url};
 use sea_orm::ConnectionTrait;
 use tempfile::TempDir;
@@ -204,6 +206,7 @@ pub(crate) fn user_with_email(email: &str) -> User {
         id: UserId::new(),
         email: Email::parse(email).expect("valid email"),
         password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
+        email_verified_at: None,
         created_at: at,
         updated_at: at,
     }
@@ -230,6 +233,8 @@ pub(crate) struct SignUp {
     pub(crate) session: Session,
     pub(crate) first: TokenHash,
     pub(crate) event: AuthEvent,
+    /// The digest of the verification token sign-up stores.
+    pub(crate) verification: TokenHash,
 }
 
 impl SignUp {
@@ -243,6 +248,7 @@ impl SignUp {
             session,
             first: token(),
             event,
+            verification: token(),
         }
     }
 
@@ -255,7 +261,26 @@ impl SignUp {
     }
 
     pub(crate) async fn insert(&self, db: &Database) -> Result<(), InsertUserError> {
-        db.users().insert(&self.user, self.opening()).await
+        let created_at = self.user.created_at;
+        let expires_at = created_at + time::Duration::hours(24);
+        let verification = NewToken {
+            hash: &self.verification,
+            purpose: TokenPurpose::VerifyEmail,
+            new_email: None,
+            session: Some(self.session.id),
+            created_at,
+            expires_at,
+        };
+        let mail = Mail::link(
+            MailKind::VerifyEmail,
+            self.user.id,
+            self.user.email.clone(),
+            OneTimeToken::from_generated("A".repeat(43)),
+            expires_at,
+        );
+        db.users()
+            .insert(&self.user, self.opening(), verification, &mail)
+            .await
     }
 }
 

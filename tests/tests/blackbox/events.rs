@@ -365,6 +365,7 @@ async fn events_older_than_the_retention_are_purged() {
         env: vec![("PORTCULLIS_AUDIT_RETENTION_DAYS", "30".to_owned())],
         data_dir: Some(data_dir),
         database_url,
+        ..Options::default()
     })
     .await;
     // The purge runs at start and then hourly: wait for it to have run.

@@ -464,6 +464,7 @@ async fn two_instances_sharing_redis_share_lockouts_and_budgets() {
                 first.data_dir.join("portcullis.db").display()
             )
         })),
+        ..Options::default()
     })
     .await;
     let signup = |app: &TestApp, email: String| {

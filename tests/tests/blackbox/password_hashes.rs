@@ -88,6 +88,7 @@ async fn stored_hashes_verify_on_either_backend_and_hostile_ones_cost_nothing() 
             data_dir: Some(data_dir.clone()),
             database_url: url.clone(),
             env: vec![("PORTCULLIS_ARGON2_BACKEND", backend.to_owned())],
+            ..Options::default()
         })
         .await;
 

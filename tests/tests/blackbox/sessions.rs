@@ -208,6 +208,7 @@ async fn a_logout_on_one_instance_reaches_another_within_the_poll_bound() {
         data_dir: Some(first.data_dir.clone()),
         database_url: Some(url),
         env: vec![("PORTCULLIS_REVOCATION_POLL_MS", "200".to_owned())],
+        ..Options::default()
     })
     .await;
     let (_, tokens) = first.new_user().await;

@@ -15,10 +15,20 @@ use crate::routes::common::{failure, rate_limited};
 
 /// The new address and the current password.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ChangeEmailRequest {
     /// The address to move to; it gets the confirmation link.
     pub new_email: Bounded<1, { Email::MAX_LEN }>,
     pub current_password: CurrentPasswordField,
+}
+
+impl poem_openapi::types::Example for ChangeEmailRequest {
+    fn example() -> Self {
+        Self {
+            new_email: Bounded("alice@new.example.com".to_owned()),
+            current_password: Bounded("correct horse battery staple 42".to_owned()),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

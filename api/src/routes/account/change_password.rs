@@ -8,14 +8,25 @@ use portcullis_domain::password::Password;
 
 use super::{CurrentPasswordField, PasswordField, account_gone, password, wrong_password};
 use crate::problem::{ApiError, problem_responses};
+use crate::routes::bounded::Bounded;
 use crate::routes::common::{failure, rate_limited};
 
 /// The current password and the new one.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ChangePasswordRequest {
     pub current_password: CurrentPasswordField,
     /// Under the same policy as at sign-up.
     pub new_password: PasswordField,
+}
+
+impl poem_openapi::types::Example for ChangePasswordRequest {
+    fn example() -> Self {
+        Self {
+            current_password: Bounded("correct horse battery staple 42".to_owned()),
+            new_password: Bounded("a brand new passphrase at dusk".to_owned()),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

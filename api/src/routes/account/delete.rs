@@ -7,12 +7,22 @@ use portcullis_domain::password::Password;
 
 use super::{CurrentPasswordField, account_gone, wrong_password};
 use crate::problem::problem_responses;
+use crate::routes::bounded::Bounded;
 use crate::routes::common::{failure, rate_limited};
 
 /// The current password.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct DeleteAccountRequest {
     pub current_password: CurrentPasswordField,
+}
+
+impl poem_openapi::types::Example for DeleteAccountRequest {
+    fn example() -> Self {
+        Self {
+            current_password: Bounded("correct horse battery staple 42".to_owned()),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

@@ -50,6 +50,7 @@ impl From<Session> for ExportedSession {
 
 /// Everything Portcullis stores about an account, without hash, token or secret.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AccountExportBody {
     /// When this document was made.
     pub exported_at: OffsetDateTime,
@@ -60,6 +61,29 @@ pub struct AccountExportBody {
     /// The account's audit events, newest first (at most 10,000).
     pub events: Vec<EventBody>,
     pub tasks: Vec<TaskBody>,
+}
+
+impl poem_openapi::types::Example for AccountExportBody {
+    fn example() -> Self {
+        let at = OffsetDateTime::UNIX_EPOCH;
+        Self {
+            exported_at: at,
+            user: UserBody::example_value(),
+            sessions: vec![ExportedSession {
+                id: Uuid::nil(),
+                created_at: at,
+                last_used_at: at,
+                idle_expires_at: at,
+                absolute_expires_at: at,
+                revoked_at: Some(at),
+                revoked_reason: Some("logout".to_owned()),
+                user_agent: Some("Mozilla/5.0".to_owned()),
+                client_ip: Some("203.0.113.7".to_owned()),
+            }],
+            events: vec![EventBody::example_value()],
+            tasks: vec![<TaskBody as poem_openapi::types::Example>::example()],
+        }
+    }
 }
 
 impl From<AccountExport> for AccountExportBody {

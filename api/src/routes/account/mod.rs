@@ -49,6 +49,7 @@ pub type CurrentPasswordField = BoundedSecret<1, { PasswordPolicy::MAX_LEN }>;
 /// The body of every 202 of these operations: the same text whatever
 /// happened behind it.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct AcceptedBody {
     /// What happens next, in words.
     pub message: String,
@@ -61,6 +62,17 @@ impl AcceptedBody {
         })
     }
 }
+
+impl poem_openapi::types::Example for AcceptedBody {
+    fn example() -> Self {
+        Self {
+            message: "A link is on its way.".to_owned(),
+        }
+    }
+}
+
+/// A token as the document's examples show it.
+pub const EXAMPLE_TOKEN: &str = "9ZyGKrL0wqH5mJ3vX8c1Tn4bQe7pAs2uDf6hWk0oYiR";
 
 /// The answer to a token that is malformed, unknown, used, voided or expired.
 pub fn invalid_token() -> ApiError {

@@ -6,17 +6,28 @@ use poem_openapi::{ApiResponse, Object};
 use portcullis_domain::account::{AccountService, ResetPassword, ResetPasswordError};
 use portcullis_domain::context::RequestContext;
 
-use super::{PasswordField, TokenField, invalid_token, parse_token, password};
+use super::{EXAMPLE_TOKEN, PasswordField, TokenField, invalid_token, parse_token, password};
 use crate::problem::{ApiError, problem_responses};
+use crate::routes::bounded::Bounded;
 use crate::routes::common::failure;
 
 /// The token of the link and the new password.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct ResetPasswordRequest {
     /// The 43 characters after `#token=` in the link.
     pub token: TokenField,
     /// The new password, under the same policy as at sign-up.
     pub new_password: PasswordField,
+}
+
+impl poem_openapi::types::Example for ResetPasswordRequest {
+    fn example() -> Self {
+        Self {
+            token: Bounded(EXAMPLE_TOKEN.to_owned()),
+            new_password: Bounded("a brand new passphrase at dusk".to_owned()),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

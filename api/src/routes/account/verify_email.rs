@@ -7,12 +7,14 @@ use poem_openapi::{ApiResponse, Object};
 use portcullis_domain::account::{AccountService, VerifyEmail, VerifyEmailError};
 use portcullis_domain::context::RequestContext;
 
-use super::{TokenField, invalid_token, parse_token};
+use super::{EXAMPLE_TOKEN, TokenField, invalid_token, parse_token};
 use crate::problem::{ApiError, problem_responses};
+use crate::routes::bounded::Bounded;
 use crate::routes::common::{UserBody, failure};
 
 /// The token of the link.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct VerifyEmailRequest {
     /// The 43 characters after `#token=` in the link.
     pub token: TokenField,
@@ -20,8 +22,25 @@ pub struct VerifyEmailRequest {
 
 /// The account after the confirmation.
 #[derive(Debug, Object)]
+#[oai(example)]
 pub struct VerifiedBody {
     pub user: UserBody,
+}
+
+impl poem_openapi::types::Example for VerifyEmailRequest {
+    fn example() -> Self {
+        Self {
+            token: Bounded(EXAMPLE_TOKEN.to_owned()),
+        }
+    }
+}
+
+impl poem_openapi::types::Example for VerifiedBody {
+    fn example() -> Self {
+        Self {
+            user: UserBody::example_value(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]

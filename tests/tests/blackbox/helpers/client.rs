@@ -190,4 +190,70 @@ impl TestApp {
     pub async fn favicon(&self) -> Response {
         send(self.request(Method::GET, "/favicon.ico")).await
     }
+
+    // --- Account ----------------------------------------------------------
+
+    /// `POST /api/v1/auth/email/verify` (verifyEmail).
+    pub async fn verify_email(&self, token: &str) -> Response {
+        send(
+            self.request(Method::POST, "/api/v1/auth/email/verify")
+                .json(&json!({"token": token})),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/users/me/email/verification` (resendVerificationEmail).
+    pub async fn resend_verification(&self, access: &str) -> Response {
+        send(self.authed(Method::POST, "/api/v1/users/me/email/verification", access)).await
+    }
+
+    /// `POST /api/v1/auth/password/forgot` (forgotPassword).
+    pub async fn forgot_password(&self, email: &str) -> Response {
+        send(
+            self.request(Method::POST, "/api/v1/auth/password/forgot")
+                .json(&json!({"email": email})),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/auth/password/reset` (resetPassword).
+    pub async fn reset_password(&self, token: &str, new_password: &str) -> Response {
+        send(
+            self.request(Method::POST, "/api/v1/auth/password/reset")
+                .json(&json!({"token": token, "new_password": new_password})),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/users/me/password` (changePassword).
+    pub async fn change_password(&self, access: &str, current: &str, new: &str) -> Response {
+        send(
+            self.authed(Method::POST, "/api/v1/users/me/password", access)
+                .json(&json!({"current_password": current, "new_password": new})),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/users/me/email` (changeEmail).
+    pub async fn change_email(&self, access: &str, new_email: &str, current: &str) -> Response {
+        send(
+            self.authed(Method::POST, "/api/v1/users/me/email", access)
+                .json(&json!({"new_email": new_email, "current_password": current})),
+        )
+        .await
+    }
+
+    /// `POST /api/v1/users/me/delete` (deleteAccount).
+    pub async fn delete_account(&self, access: &str, current: &str) -> Response {
+        send(
+            self.authed(Method::POST, "/api/v1/users/me/delete", access)
+                .json(&json!({"current_password": current})),
+        )
+        .await
+    }
+
+    /// `GET /api/v1/users/me/export` (exportAccount).
+    pub async fn export_account(&self, access: &str) -> Response {
+        send(self.authed(Method::GET, "/api/v1/users/me/export", access)).await
+    }
 }

@@ -14,6 +14,9 @@ use tempfile::TempDir;
 use tokio::sync::oneshot;
 
 mod client;
+pub mod mail;
+
+use mail::{PUBLIC_URL, SmtpServer, use_smtp};
 
 pub const PASSWORD: &str = "a long and quiet river at dawn";
 
@@ -26,6 +29,8 @@ pub struct TestApp {
     _dir: Option<TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The SMTP server of this test server, with `PORTCULLIS_TEST_MAIL=smtp`.
+    pub smtp: Option<SmtpServer>,
 }
 
 /// Options for a test server.
@@ -37,6 +42,12 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Reuse this database (several instances, restarts).
     pub database_url: Option<String>,
+    /// Deliver to this SMTP URL, whatever `PORTCULLIS_TEST_MAIL` says (the
+    /// test runs the server, or leaves it down).
+    pub smtp_url: Option<String>,
+    /// Write `.eml` files (the service's default) whatever
+    /// `PORTCULLIS_TEST_MAIL` says.
+    pub eml_files: bool,
 }
 
 fn use_postgres() -> bool {
@@ -94,8 +105,21 @@ pub async fn spawn_with(options: Options) -> TestApp {
         ("PORTCULLIS_DB_MAX_CONNECTIONS", "4".to_owned()),
         ("PORTCULLIS_REVOCATION_POLL_MS", "200".to_owned()),
         ("PORTCULLIS_SHUTDOWN_TIMEOUT_SECS", "2".to_owned()),
+        ("PORTCULLIS_PUBLIC_URL", PUBLIC_URL.to_owned()),
     ];
-    for bucket in ["SIGNUP", "LOGIN", "REFRESH"] {
+    let smtp = match &options.smtp_url {
+        Some(url) => {
+            pairs.push(("PORTCULLIS_SMTP_URL", url.clone()));
+            None
+        }
+        None if use_smtp() && !options.eml_files => {
+            let server = SmtpServer::start(&data_dir.join("maildir"));
+            pairs.push(("PORTCULLIS_SMTP_URL", server.url()));
+            Some(server)
+        }
+        None => None,
+    };
+    for bucket in ["SIGNUP", "LOGIN", "REFRESH", "RECOVERY", "RECOVERY_EMAIL"] {
         pairs.push((
             leak(format!("PORTCULLIS_RATE_LIMIT_{bucket}_PER_MIN")),
             "10000".to_owned(),
@@ -129,6 +153,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         _dir: dir,
         shutdown: Some(tx),
         handle: Some(handle),
+        smtp,
     };
     test_app.wait_until_live().await;
     test_app
