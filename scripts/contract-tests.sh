@@ -7,14 +7,19 @@
 #   2. checks the committed document: it is what the server serves, it is
 #      valid OpenAPI 3 (openapi-spec-validator) and it meets the contract
 #      checklist (openapi/check_document.py);
-#   3. builds and starts the server on a free port with a temporary data dir;
+#   3. builds and starts the server on a free port with a temporary data dir,
+#      its public URL set to its own address and no SMTP, so that its emails
+#      are written as .eml files into $data_dir/mail (MAIL_DIR);
 #   4. generates a TypeScript client (openapi-typescript + openapi-fetch) and
 #      a Python client (openapi-python-client) into openapi/.generated/ with
 #      zero generator warnings, type-checks them (tsc --noEmit, mypy --strict)
-#      and runs a smoke program with each against the server;
+#      and runs a smoke program with each against the server, email
+#      verification and password reset through the emailed links included;
 #   5. drives Swagger UI at /docs in headless Chromium (playwright-core);
-#   6. fuzzes every operation with schemathesis as a signed-up user;
-#   7. stops the server and exits non-zero if any step failed.
+#   6. drives the account pages that the emails link to (verify email, reset
+#      password) in headless Chromium;
+#   7. fuzzes every operation with schemathesis as a signed-up user;
+#   8. stops the server and exits non-zero if any step failed.
 #
 # Environment: CONTRACT_FUZZ_EXAMPLES (default 100 per operation and phase),
 # CONTRACT_FUZZ_SEED (default fixed, for reproducible CI runs), CHROMIUM
@@ -196,16 +201,19 @@ start_server() {
   data_dir=$(mktemp -d)
   mkdir -p "$ARTIFACTS"
   BASE_URL=http://127.0.0.1:$port
+  # No SMTP is configured: the server writes each email into $data_dir/mail.
+  MAIL_DIR=$data_dir/mail
   env -u DATABASE_URL -u REDIS_URL \
     PORTCULLIS_BIND="127.0.0.1:$port" \
     PORTCULLIS_DATA_DIR="$data_dir" \
+    PORTCULLIS_PUBLIC_URL="$BASE_URL" \
     RUST_LOG="${RUST_LOG:-warn}" \
     "$PORTCULLIS" serve >"$ARTIFACTS/contract-server.log" 2>&1 &
   server_pid=$!
   for _ in $(seq 150); do
     if curl -fsS "$BASE_URL/health/live" >/dev/null 2>&1; then
       log "server $server_pid listening on $BASE_URL (data in $data_dir)"
-      export BASE_URL
+      export BASE_URL MAIL_DIR
       return 0
     fi
     if ! kill -0 "$server_pid" 2>/dev/null; then
@@ -231,7 +239,7 @@ typescript_sdk() {
   echo "tsc --noEmit: the generated types and the smoke program type-check"
   # Already type-checked: emit the smoke program's JavaScript without checking again.
   node_modules/.bin/tsc -p tsconfig.json --noCheck
-  PORTCULLIS_URL=$BASE_URL node .generated/ts-dist/sdk-smoke/smoke.js
+  PORTCULLIS_URL=$BASE_URL MAIL_DIR=$MAIL_DIR node .generated/ts-dist/sdk-smoke/smoke.js
 }
 
 python_sdk() {
@@ -241,7 +249,7 @@ python_sdk() {
   PATH=$PWD/.venv/bin:$PATH quiet_generator '^Generating .*$' \
     .venv/bin/openapi-python-client generate --path openapi.json --output-path .generated/python --meta setup
   .venv/bin/mypy --config-file mypy.ini .generated/python/portcullis_client sdk-smoke/smoke.py
-  PYTHONPATH=.generated/python PORTCULLIS_URL=$BASE_URL .venv/bin/python sdk-smoke/smoke.py
+  PYTHONPATH=.generated/python PORTCULLIS_URL=$BASE_URL MAIL_DIR=$MAIL_DIR .venv/bin/python sdk-smoke/smoke.py
 }
 
 # --- 5. Swagger UI --------------------------------------------------------------
@@ -253,7 +261,16 @@ swagger_ui() {
     timeout 180 node swagger-ui.test.mjs
 }
 
-# --- 6. fuzzing -----------------------------------------------------------------
+# --- 6. account pages -----------------------------------------------------------
+
+account_pages() {
+  cd "$OPENAPI"
+  rm -f "$ARTIFACTS/account-pages.png" "$ARTIFACTS/account-pages-failure.png"
+  PORTCULLIS_URL=$BASE_URL MAIL_DIR=$MAIL_DIR CHROMIUM=$CHROMIUM SCREENSHOT=$ARTIFACTS/account-pages.png \
+    timeout 180 node account-pages.test.mjs
+}
+
+# --- 7. fuzzing -----------------------------------------------------------------
 
 # Signs up one user and opens three sessions: one for the general run, one for
 # revokeSession and one for logOut, so that a revocation found by the fuzzer
@@ -337,6 +354,7 @@ fi
 step "TypeScript SDK: generate, tsc --noEmit, smoke" typescript_sdk
 step "Python SDK: generate, mypy --strict, smoke" python_sdk
 step "Swagger UI in headless Chromium" swagger_ui
+step "account pages in headless Chromium" account_pages
 step "schemathesis: every operation but revokeSession and logOut" \
   fuzz "${FUZZ_TOKENS[0]}" --exclude-operation-id revokeSession --exclude-operation-id logOut
 step "schemathesis: revokeSession" fuzz "${FUZZ_TOKENS[1]}" --include-operation-id revokeSession

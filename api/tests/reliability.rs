@@ -279,6 +279,18 @@ async fn body(resp: Response) -> Value {
     resp.json().await.unwrap_or(Value::Null)
 }
 
+/// Waits until the mail directory holds a message.
+async fn wait_for_eml(dir: &Path) {
+    for _ in 0..200 {
+        let written = std::fs::read_dir(dir).is_ok_and(|entries| entries.count() > 0);
+        if written {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no message was written to {}", dir.display());
+}
+
 /// Signs up a fresh user; returns its email and token pair.
 async fn sign_up(client: &Client, service: &Service) -> (String, Value) {
     let email = new_email("user");
@@ -735,6 +747,9 @@ async fn sqlite_write_lock_held_elsewhere_gives_503_then_recovers() {
     let client = client();
     let (email, pair) = sign_up(&client, &service).await;
     let access = token(&pair, "access_token");
+    // The sign-up's verification email is written first: the lock below is
+    // about requests, not about mail queued just before it.
+    wait_for_eml(&dir.path().join("mail")).await;
     let sign_up_request = || {
         client
             .post(service.url("/api/v1/auth/signup"))

@@ -1,35 +1,51 @@
 """Smoke test of the Python SDK generated from the committed document
-(openapi-python-client) against a running server: sign up, log in, me,
-refresh, create and list tasks, log out, and the 401 afterwards.
+(openapi-python-client) against a running server: sign up, confirm the email
+address through the emailed link, log in, me, refresh, create and list tasks,
+log out, and the 401 afterwards; then reset the password through the emailed
+link: the old access token gets 401, the new password logs in, and the link
+works only once.
 
-Usage: PYTHONPATH=.generated/python PORTCULLIS_URL=http://127.0.0.1:8080 python smoke.py
+Usage: PYTHONPATH=.generated/python PORTCULLIS_URL=http://127.0.0.1:8080 MAIL_DIR=/path/to/data/mail python smoke.py
+The server must run without SMTP (it writes its emails as .eml files into
+MAIL_DIR) and with its PUBLIC_URL equal to PORTCULLIS_URL.
 """
 
 from __future__ import annotations
 
+import email
+import email.policy
+import email.utils
 import os
 import random
+import re
 import sys
 import time
 from http import HTTPStatus
+from pathlib import Path
 from typing import NoReturn, TypeVar
 
 from portcullis_client import AuthenticatedClient, Client
+from portcullis_client.api.account import forgot_password, reset_password, verify_email
 from portcullis_client.api.auth import log_in, log_out, refresh_tokens, sign_up
 from portcullis_client.api.tasks import create_task, list_tasks, update_task
 from portcullis_client.api.users import get_me
 from portcullis_client.models import (
+    AcceptedBody,
     Credentials,
+    ForgotPasswordRequest,
     LogoutBody,
     LogoutScopeParam,
     NewTask,
     Problem,
     RefreshRequest,
+    ResetPasswordRequest,
     TaskBody,
     TaskPageBody,
     TaskUpdate,
     TokenPairBody,
     UserBody,
+    VerifiedBody,
+    VerifyEmailRequest,
 )
 from portcullis_client.types import UNSET, Response
 
@@ -51,10 +67,80 @@ def expect(step: str, response: Response[U], status: HTTPStatus, kind: type[T]) 
     return parsed
 
 
+def expect_no_content(step: str, response: Response[U]) -> None:
+    """Checks that `response` is a 204 without a body."""
+    if response.status_code != HTTPStatus.NO_CONTENT:
+        fail(step, f"status {response.status_code}, expected 204: {response.content!r}")
+    if response.content:
+        fail(step, f"a 204 with a body: {response.content!r}")
+
+
+MAIL_TIMEOUT_S = 20.0
+
+
+def mail_token(step: str, mail_dir: Path, base_url: str, address: str, subject: str, path: str) -> str:
+    """The token of the `{base_url}{path}#token=` link in the newest email to
+    `address` with `subject` in `mail_dir`, waiting up to MAIL_TIMEOUT_S for it."""
+    marker = f"{base_url}{path}#token="
+    link = re.compile(rf"https?://\S+?{re.escape(path)}#token=([A-Za-z0-9_-]{{43}})(?![A-Za-z0-9_-])")
+    deadline = time.monotonic() + MAIL_TIMEOUT_S
+    seen: list[str] = []
+    problems: list[str] = []
+    while True:
+        seen, problems = [], []
+        found: list[tuple[float, str]] = []
+        try:
+            files = sorted(mail_dir.glob("*.eml"))
+        except OSError:
+            files = []
+        for file in files:
+            try:
+                raw = file.read_bytes()
+                modified = file.stat().st_mtime
+            except OSError:
+                continue
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+            boundary = message.get_boundary()
+            if message.is_multipart() and (boundary is None or f"--{boundary}--".encode() not in raw):
+                continue  # Still being written: the next round reads it whole.
+            to = str(message.get("To", ""))
+            got_subject = str(message.get("Subject", ""))
+            seen.append(f"{file.name} to {to!r}: {got_subject!r}")
+            recipients = {addr.lower() for _, addr in email.utils.getaddresses([to])}
+            if address.lower() not in recipients or got_subject != subject:
+                continue
+            part = message.get_body(preferencelist=("plain",))
+            text = part.get_content() if part is not None else None
+            if not isinstance(text, str):
+                problems.append(f"{file.name}: no text/plain part")
+                continue
+            match = link.search(text)
+            if match is None:
+                problems.append(f"{file.name}: no {path}#token=<43 base64url characters> link in:\n{text}")
+            elif not match.group(0).startswith(marker):
+                problems.append(f"{file.name}: the link {match.group(0)} does not start with {marker}")
+            else:
+                found.append((modified, match.group(1)))
+        if found:
+            return max(found)[1]
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
+    if problems:
+        fail(step, "\n".join(problems))
+    listing = "\n  ".join(seen[-20:]) or "(none)"
+    fail(step, f"no {subject!r} email to {address} in {mail_dir} after {MAIL_TIMEOUT_S:.0f} s; saw:\n  {listing}")
+
+
 def main() -> None:
     base_url = os.environ.get("PORTCULLIS_URL")
     if not base_url:
         fail("start", "PORTCULLIS_URL is not set")
+    base_url = base_url.rstrip("/")
+    mail_dir_name = os.environ.get("MAIL_DIR")
+    if not mail_dir_name:
+        fail("start", "MAIL_DIR is not set (the server's $PORTCULLIS_DATA_DIR/mail, where it writes its emails)")
+    mail_dir = Path(mail_dir_name)
     anonymous = Client(base_url=base_url, raise_on_unexpected_status=True)
     email = f"py-sdk-{time.time_ns()}-{random.randrange(10**6)}@example.com"
     password = "correct horse battery staple 42"
@@ -67,6 +153,24 @@ def main() -> None:
     )
     if pair.token_type != "Bearer" or pair.user.email != email:
         fail("signUp", "unexpected token pair")
+    if pair.user.email_verified:
+        fail("signUp", "the new user's email is already verified")
+
+    signed_up = AuthenticatedClient(base_url=base_url, token=pair.access_token, raise_on_unexpected_status=True)
+    token = mail_token(
+        "verification email", mail_dir, base_url, email, "Confirm your email address", "/account/verify-email"
+    )
+    verified = expect(
+        "verifyEmail",
+        verify_email.sync_detailed(client=anonymous, body=VerifyEmailRequest(token=token)),
+        HTTPStatus.OK,
+        VerifiedBody,
+    )
+    if verified.user.id != pair.user.id or verified.user.email != email or not verified.user.email_verified:
+        fail("verifyEmail", f"unexpected user {verified.user.to_dict()}")
+    me = expect("getMe after verifyEmail", get_me.sync_detailed(client=signed_up), HTTPStatus.OK, UserBody)
+    if me.email_verified is not True:
+        fail("getMe after verifyEmail", "email_verified is not true")
 
     pair = expect(
         "logIn",
@@ -144,9 +248,71 @@ def main() -> None:
     if after.code != "invalid_token":
         fail("getMe after logOut", f"code {after.code}")
 
+    # Password reset: a fresh session that the reset must sign out.
+    pair = expect(
+        "logIn before the reset",
+        log_in.sync_detailed(client=anonymous, body=Credentials(email=email, password=password)),
+        HTTPStatus.OK,
+        TokenPairBody,
+    )
+    old_session = AuthenticatedClient(base_url=base_url, token=pair.access_token, raise_on_unexpected_status=True)
+    expect("getMe before the reset", get_me.sync_detailed(client=old_session), HTTPStatus.OK, UserBody)
+
+    accepted = expect(
+        "forgotPassword",
+        forgot_password.sync_detailed(client=anonymous, body=ForgotPasswordRequest(email=email)),
+        HTTPStatus.ACCEPTED,
+        AcceptedBody,
+    )
+    if not accepted.message:
+        fail("forgotPassword", "an empty message")
+    token = mail_token("reset email", mail_dir, base_url, email, "Reset your password", "/account/reset-password")
+
+    new_password = f"a brand new passphrase {random.randrange(16**8):08x} at dusk"
+    expect_no_content(
+        "resetPassword",
+        reset_password.sync_detailed(
+            client=anonymous, body=ResetPasswordRequest(token=token, new_password=new_password)
+        ),
+    )
+    revoked = expect(
+        "getMe with the access token from before the reset",
+        get_me.sync_detailed(client=old_session),
+        HTTPStatus.UNAUTHORIZED,
+        Problem,
+    )
+    if revoked.code != "invalid_token":
+        fail("getMe with the access token from before the reset", f"code {revoked.code}")
+    expect(
+        "logIn with the old password",
+        log_in.sync_detailed(client=anonymous, body=Credentials(email=email, password=password)),
+        HTTPStatus.UNAUTHORIZED,
+        Problem,
+    )
+    pair = expect(
+        "logIn with the new password",
+        log_in.sync_detailed(client=anonymous, body=Credentials(email=email, password=new_password)),
+        HTTPStatus.OK,
+        TokenPairBody,
+    )
+    if pair.user.email != email:
+        fail("logIn with the new password", "not the signed-up user")
+
+    reused = expect(
+        "resetPassword with a used token",
+        reset_password.sync_detailed(
+            client=anonymous, body=ResetPasswordRequest(token=token, new_password=f"{new_password} again")
+        ),
+        HTTPStatus.BAD_REQUEST,
+        Problem,
+    )
+    if reused.code != "invalid_token":
+        fail("resetPassword with a used token", f"code {reused.code}")
+
     print(
-        "Python SDK smoke test passed: signUp, logIn, getMe, refreshTokens, createTask, updateTask, "
-        "listTasks, logOut, 401"
+        "Python SDK smoke test passed: signUp, verification email, verifyEmail, getMe (email_verified), logIn, "
+        "getMe, refreshTokens, createTask, updateTask, listTasks, logOut, 401, forgotPassword, reset email, "
+        "resetPassword, old token 401, logIn with the new password, used reset token 400"
     )
 
 

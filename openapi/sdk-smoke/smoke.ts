@@ -1,16 +1,27 @@
 // Smoke test of the TypeScript SDK generated from the committed document
 // (openapi-typescript types + the openapi-fetch runtime) against a running
-// server: sign up, log in, me, refresh, create and list tasks, log out, and
-// the 401 afterwards. Usage: PORTCULLIS_URL=http://127.0.0.1:8080 node smoke.js
+// server: sign up, confirm the email address through the emailed link, log
+// in, me, refresh, create and list tasks, log out, and the 401 afterwards;
+// then reset the password through the emailed link: the old access token
+// gets 401, the new password logs in, and the link works only once.
+// Usage: PORTCULLIS_URL=http://127.0.0.1:8080 MAIL_DIR=/path/to/data/mail node smoke.js
+// The server must run without SMTP (it writes its emails as .eml files into
+// MAIL_DIR) and with its PUBLIC_URL equal to PORTCULLIS_URL.
 
+import { readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import createClient, { type Middleware } from "openapi-fetch";
 import type { components, paths } from "../.generated/ts/schema.js";
 
 type Problem = components["schemas"]["Problem"];
 
-const baseUrl = process.env.PORTCULLIS_URL;
+const baseUrl: string = process.env.PORTCULLIS_URL?.replace(/\/+$/, "") ?? "";
 if (!baseUrl) {
   throw new Error("PORTCULLIS_URL is not set");
+}
+const mailDir: string = process.env.MAIL_DIR ?? "";
+if (!mailDir) {
+  throw new Error("MAIL_DIR is not set (the server's $PORTCULLIS_DATA_DIR/mail, where it writes its emails)");
 }
 
 let step = "start";
@@ -34,6 +45,219 @@ const bearer: Middleware = {
 const client = createClient<paths>({ baseUrl });
 client.use(bearer);
 
+// --- A small MIME reader for the .eml files the server writes without SMTP ---
+
+/** Thrown for an .eml file that is still being written: the next round reads it whole. */
+class IncompleteMail extends Error {}
+
+interface Entity {
+  /** Lowercase names; values unfolded, RFC 2047 encoded words decoded. */
+  headers: Map<string, string>;
+  /** The raw body, one char per byte (latin1). */
+  body: string;
+}
+
+interface Mail {
+  to: string;
+  subject: string;
+  /** The decoded text/plain parts. */
+  text: string;
+}
+
+/** Decodes `bytes` in `charset`, falling back to UTF-8 for a charset that TextDecoder does not know. */
+function decodeCharset(bytes: Uint8Array, charset: string | undefined): string {
+  try {
+    return new TextDecoder((charset ?? "utf-8").trim().toLowerCase()).decode(bytes);
+  } catch {
+    return new TextDecoder("utf-8").decode(bytes);
+  }
+}
+
+/**
+ * The bytes of quoted-printable `text` (RFC 2045 6.7): transport padding at
+ * line ends dropped, soft line breaks ("=" at a line end, CRLF or LF) removed,
+ * and "=XX" decoded; any other character is one byte (`text` is latin1).
+ */
+function quotedPrintableBytes(text: string): Uint8Array {
+  const joined = text.replace(/[ \t]+(?=\r?\n|$)/g, "").replace(/=\r?\n/g, "");
+  const bytes: number[] = [];
+  for (let i = 0; i < joined.length; i++) {
+    const hex = joined.slice(i + 1, i + 3);
+    if (joined[i] === "=" && /^[0-9A-Fa-f]{2}$/.test(hex)) {
+      bytes.push(Number.parseInt(hex, 16));
+      i += 2;
+    } else {
+      bytes.push(joined.charCodeAt(i) & 0xff);
+    }
+  }
+  return Uint8Array.from(bytes);
+}
+
+/** A header value with its RFC 2047 encoded words decoded. */
+function decodeHeader(value: string): string {
+  return value
+    .replace(/(=\?[^?\s]+\?[BbQq]\?[^?\s]*\?=)\s+(?==\?)/g, "$1")
+    .replace(/=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=/g, (_word: string, charset: string, encoding: string, text: string) => {
+      const bytes =
+        encoding.toUpperCase() === "B"
+          ? Uint8Array.from(Buffer.from(text, "base64"))
+          : quotedPrintableBytes(text.replace(/_/g, " "));
+      return decodeCharset(bytes, charset.split("*")[0]);
+    });
+}
+
+/** Splits an entity (latin1: one char per byte) into its headers and its raw body. */
+function splitEntity(raw: string): Entity {
+  const blank = /\r?\n\r?\n/.exec(raw);
+  if (blank === null) {
+    throw new IncompleteMail("no blank line after the headers");
+  }
+  const head = raw.slice(0, blank.index);
+  const headers = new Map<string, string>();
+  for (const line of head.replace(/\r?\n(?=[ \t])/g, "").split(/\r?\n/)) {
+    const colon = line.indexOf(":");
+    if (colon <= 0) {
+      continue;
+    }
+    const name = line.slice(0, colon).trim().toLowerCase();
+    const value = Buffer.from(line.slice(colon + 1).trim(), "latin1").toString("utf8");
+    if (!headers.has(name)) {
+      headers.set(name, decodeHeader(value));
+    }
+  }
+  return { headers, body: raw.slice(blank.index + blank[0].length) };
+}
+
+/** A parameter (`boundary`, `charset`) of a structured header value, or undefined. */
+function headerParam(value: string, name: string): string | undefined {
+  const match = new RegExp(`;\\s*${name}\\s*=\\s*(?:"([^"]*)"|([^;\\s]+))`, "i").exec(value);
+  return match === null ? undefined : (match[1] ?? match[2]);
+}
+
+/** Appends the decoded leaf parts of the entity `raw` to `parts`. */
+function collectParts(raw: string, parts: { type: string; text: string }[]): void {
+  const { headers, body } = splitEntity(raw);
+  const contentType = headers.get("content-type") ?? "text/plain; charset=us-ascii";
+  const type = (contentType.split(";")[0] ?? "").trim().toLowerCase();
+  if (type.startsWith("multipart/")) {
+    const boundary = headerParam(contentType, "boundary");
+    if (boundary === undefined) {
+      throw new Error(`${type} without a boundary`);
+    }
+    const delimiter = `--${boundary}`;
+    let current: string[] | null = null;
+    for (const line of body.split(/\r?\n/)) {
+      const bare = line.trimEnd();
+      if (bare === delimiter || bare === `${delimiter}--`) {
+        if (current !== null) {
+          collectParts(current.join("\r\n"), parts);
+        }
+        if (bare !== delimiter) {
+          return;
+        }
+        current = [];
+      } else if (current !== null) {
+        current.push(line);
+      }
+    }
+    throw new IncompleteMail(`${type} is not closed`);
+  }
+  const encoding = (headers.get("content-transfer-encoding") ?? "7bit").trim().toLowerCase();
+  let bytes: Uint8Array;
+  if (encoding === "base64") {
+    bytes = Uint8Array.from(Buffer.from(body.replace(/[^A-Za-z0-9+/=]/g, ""), "base64"));
+  } else if (encoding === "quoted-printable") {
+    bytes = quotedPrintableBytes(body);
+  } else {
+    bytes = Uint8Array.from(Buffer.from(body, "latin1"));
+  }
+  parts.push({ type, text: decodeCharset(bytes, headerParam(contentType, "charset")) });
+}
+
+/** An .eml file's To and Subject headers and its decoded text/plain parts. */
+function readMail(file: string): Mail {
+  const raw = readFileSync(file).toString("latin1");
+  const { headers } = splitEntity(raw);
+  const parts: { type: string; text: string }[] = [];
+  collectParts(raw, parts);
+  const text = parts
+    .filter((part) => part.type === "text/plain")
+    .map((part) => part.text)
+    .join("\n");
+  return { to: headers.get("to") ?? "", subject: headers.get("subject") ?? "", text };
+}
+
+/** The addresses of an address-list header, lowercase ("Name <a@b>" and bare "a@b"). */
+function addresses(header: string): string[] {
+  return header.split(",").map((one) => (/<([^>]*)>/.exec(one)?.[1] ?? one).trim().toLowerCase());
+}
+
+const MAIL_TIMEOUT_MS = 20_000;
+const sleep = (ms: number): Promise<void> => new Promise((done) => setTimeout(done, ms));
+
+/**
+ * The token of the `{baseUrl}{path}#token=` link in the newest email to
+ * `address` with `subject` in MAIL_DIR, waiting up to MAIL_TIMEOUT_MS for it.
+ */
+async function mailToken(address: string, subject: string, path: string): Promise<string> {
+  const marker = `${baseUrl}${path}#token=`;
+  const escaped = path.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  const link = new RegExp(`https?://\\S+?${escaped}#token=([A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])`);
+  const deadline = Date.now() + MAIL_TIMEOUT_MS;
+  let seen: string[] = [];
+  let problems: string[] = [];
+  for (;;) {
+    seen = [];
+    problems = [];
+    const found: { mtime: number; token: string }[] = [];
+    let names: string[] = [];
+    try {
+      names = readdirSync(mailDir).filter((name) => name.endsWith(".eml"));
+    } catch (error: unknown) {
+      if (!(error instanceof Error && "code" in error && error.code === "ENOENT")) {
+        throw error;
+      }
+    }
+    for (const name of names.sort()) {
+      const file = join(mailDir, name);
+      let mail: Mail;
+      let mtime: number;
+      try {
+        mtime = statSync(file).mtimeMs;
+        mail = readMail(file);
+      } catch (error: unknown) {
+        if (error instanceof IncompleteMail) {
+          continue;
+        }
+        throw new Error(`${step}: cannot read ${file}: ${error instanceof Error ? error.message : String(error)}`);
+      }
+      seen.push(`${name} to "${mail.to}": "${mail.subject}"`);
+      if (!addresses(mail.to).includes(address.toLowerCase()) || mail.subject !== subject) {
+        continue;
+      }
+      const match = link.exec(mail.text);
+      if (match === null || match[1] === undefined) {
+        problems.push(`${name}: no ${path}#token=<43 base64url characters> link in:\n${mail.text}`);
+      } else if (!match[0].startsWith(marker)) {
+        problems.push(`${name}: the link ${match[0]} does not start with ${marker}`);
+      } else {
+        found.push({ mtime, token: match[1] });
+      }
+    }
+    const newest = found.sort((a, b) => b.mtime - a.mtime)[0];
+    if (newest !== undefined) {
+      return newest.token;
+    }
+    if (Date.now() >= deadline) {
+      break;
+    }
+    await sleep(200);
+  }
+  check(problems.length === 0, problems.join("\n"));
+  const listing = seen.slice(-20).join("\n  ") || "(none)";
+  throw new Error(`${step}: no "${subject}" email to ${address} in ${mailDir} after ${MAIL_TIMEOUT_MS} ms; saw:\n  ${listing}`);
+}
+
 const email = `ts-sdk-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 const password = "correct horse battery staple 42";
 
@@ -44,6 +268,23 @@ check(signUp.data, "no token pair");
 check(signUp.data.token_type === "Bearer", "token_type is not Bearer");
 check(signUp.data.user.email === email, "user.email differs");
 check(signUp.response.headers.get("cache-control") === "no-store", "no Cache-Control: no-store");
+check(signUp.data.user.email_verified === false, "the new user's email is already verified");
+
+step = "verification email";
+const verifyToken = await mailToken(email, "Confirm your email address", "/account/verify-email");
+
+step = "verifyEmail";
+const verified = await client.POST("/api/v1/auth/email/verify", { body: { token: verifyToken } });
+check(verified.response.status === 200 && verified.data, `status ${verified.response.status}`);
+check(verified.data.user.id === signUp.data.user.id, "not the signed-up user");
+check(verified.data.user.email_verified, "user.email_verified is not true");
+
+step = "getMe after verifyEmail";
+accessToken = signUp.data.access_token;
+const verifiedMe = await client.GET("/api/v1/users/me");
+check(verifiedMe.response.status === 200 && verifiedMe.data, `status ${verifiedMe.response.status}`);
+check(verifiedMe.data.email_verified === true, "email_verified is not true");
+accessToken = undefined;
 
 step = "logIn";
 const logIn = await client.POST("/api/v1/auth/login", { body: { email, password } });
@@ -114,4 +355,54 @@ check(after.response.status === 401, `status ${after.response.status}, expected 
 check(after.error?.code === "invalid_token", `code ${after.error?.code}`);
 check(after.response.headers.get("www-authenticate")?.startsWith("Bearer"), "no WWW-Authenticate");
 
-console.log("TypeScript SDK smoke test passed: signUp, logIn, getMe, refreshTokens, createTask, updateTask, listTasks, logOut, 401");
+// Password reset: a fresh session that the reset must sign out.
+step = "logIn before the reset";
+const beforeReset = await client.POST("/api/v1/auth/login", { body: { email, password } });
+check(beforeReset.response.status === 200 && beforeReset.data, `status ${beforeReset.response.status}`);
+accessToken = beforeReset.data.access_token;
+const meBeforeReset = await client.GET("/api/v1/users/me");
+check(meBeforeReset.response.status === 200, `getMe: status ${meBeforeReset.response.status}`);
+
+step = "forgotPassword";
+const forgot = await client.POST("/api/v1/auth/password/forgot", { body: { email } });
+check(forgot.response.status === 202 && forgot.data, `status ${forgot.response.status}`);
+check(forgot.data.message.length > 0, "an empty message");
+
+step = "reset email";
+const resetToken = await mailToken(email, "Reset your password", "/account/reset-password");
+
+step = "resetPassword";
+const newPassword = `a brand new passphrase ${Math.floor(Math.random() * 0xffffffff).toString(16).padStart(8, "0")} at dusk`;
+const reset = await client.POST("/api/v1/auth/password/reset", {
+  body: { token: resetToken, new_password: newPassword },
+});
+check(reset.response.status === 204, `status ${reset.response.status}`);
+
+step = "getMe with the access token from before the reset";
+const signedOut = await client.GET("/api/v1/users/me");
+check(signedOut.response.status === 401, `status ${signedOut.response.status}, expected 401`);
+check(signedOut.error?.code === "invalid_token", `code ${signedOut.error?.code}`);
+accessToken = undefined;
+
+step = "logIn with the old password";
+const oldLogIn = await client.POST("/api/v1/auth/login", { body: { email, password } });
+check(oldLogIn.response.status === 401, `status ${oldLogIn.response.status}, expected 401`);
+
+step = "logIn with the new password";
+const newLogIn = await client.POST("/api/v1/auth/login", { body: { email, password: newPassword } });
+check(newLogIn.response.status === 200 && newLogIn.data, `status ${newLogIn.response.status}`);
+check(newLogIn.data.user.email === email, "not the signed-up user");
+
+step = "resetPassword with a used token";
+const reused = await client.POST("/api/v1/auth/password/reset", {
+  body: { token: resetToken, new_password: `${newPassword} again` },
+});
+check(reused.response.status === 400, `status ${reused.response.status}, expected 400`);
+const reusedProblem: Problem | undefined = reused.error;
+check(reusedProblem?.code === "invalid_token", `code ${reusedProblem?.code}`);
+
+console.log(
+  "TypeScript SDK smoke test passed: signUp, verification email, verifyEmail, getMe (email_verified), logIn, " +
+    "getMe, refreshTokens, createTask, updateTask, listTasks, logOut, 401, forgotPassword, reset email, " +
+    "resetPassword, old token 401, logIn with the new password, used reset token 400",
+);

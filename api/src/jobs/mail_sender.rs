@@ -4,6 +4,7 @@
 //! claims keep two from sending the same message at once.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -25,9 +26,18 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: Shutdown,
 ) {
+    // After a failed pass (the database refused), passes are skipped with a
+    // doubling back-off, so a database outage is not made worse by mail.
+    let skip = std::sync::atomic::AtomicU32::new(0);
+    let failures = std::sync::atomic::AtomicU32::new(0);
     every(PERIOD, shutdown, || async {
+        if skip.load(Ordering::Relaxed) > 0 {
+            skip.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
         match mailer.deliver_due(&outbox, clock.now()).await {
             Ok(report) => {
+                failures.store(0, Ordering::Relaxed);
                 for (outcome, n) in [
                     ("sent", report.sent),
                     ("retried", report.retried),
@@ -40,7 +50,11 @@ pub async fn run(
                     }
                 }
             }
-            Err(error) => tracing::warn!(error = %error, "the email outbox could not be read"),
+            Err(error) => {
+                let failed = failures.fetch_add(1, Ordering::Relaxed).min(6);
+                skip.store((1 << failed) - 1, Ordering::Relaxed);
+                tracing::warn!(error = %error, "the email outbox could not be read");
+            }
         }
     })
     .await;

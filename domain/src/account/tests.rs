@@ -243,11 +243,7 @@ async fn a_reset_applies_the_policy_ends_every_session_and_works_once() {
         app.store.get(first.session_id).revoked_reason,
         Some(RevokeReason::PasswordReset)
     );
-    assert!(
-        app.auth
-            .authenticate(&first.access_token.expose().to_owned())
-            .is_err()
-    );
+    assert!(app.auth.authenticate(first.access_token.expose()).is_err());
     assert_eq!(kinds(&app).last(), Some(&MailKind::PasswordReset));
     assert!(log_in(&app, "ann@example.com", PASSWORD).await.is_err());
     assert!(log_in(&app, "ann@example.com", NEW_PASSWORD).await.is_ok());

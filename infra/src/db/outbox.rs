@@ -131,7 +131,9 @@ impl SeaOrmOutbox {
     }
 
     /// Claims up to `limit` messages due at `now` for `lease`. Messages past
-    /// their expiry are settled as expired instead (and scrubbed).
+    /// their expiry are settled as expired instead (and scrubbed). Claims
+    /// nothing while a request of this process is writing (SQLite): mail can
+    /// wait half a second, a request should not.
     ///
     /// # Errors
     /// Storage failures.
@@ -142,7 +144,23 @@ impl SeaOrmOutbox {
         limit: u64,
     ) -> Result<Vec<Claimed>, Failure> {
         let now_ms = to_millis(now);
-        let tx = self.db.begin_write().await?;
+        // A read first, without the write gate: an idle outbox (the usual
+        // case) never queues behind, or holds up, the writers of requests.
+        let due: Option<Uuid> = email_outbox::Entity::find()
+            .select_only()
+            .column(email_outbox::Column::Id)
+            .filter(email_outbox::Column::Status.eq(PENDING))
+            .filter(email_outbox::Column::NextAttemptAt.lte(now_ms))
+            .into_tuple()
+            .one(self.db.bounded())
+            .await
+            .map_err(store_error)?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
+        let Some(tx) = self.db.begin_write_if_free().await? else {
+            return Ok(Vec::new());
+        };
         let body = async {
             let rows = email_outbox::Entity::find()
                 .filter(email_outbox::Column::Status.eq(PENDING))

@@ -47,6 +47,24 @@ impl Database {
     /// Opens a transaction meant to write.
     pub(crate) async fn begin_write(&self) -> Result<WriteTx, Failure> {
         let gate = self.write_gate().await;
+        self.begin_with_gate(gate).await
+    }
+
+    /// Opens a transaction meant to write only if no other writer of this
+    /// process holds the gate (SQLite); `None` when one does. For background
+    /// work that must never make a request wait behind it.
+    pub(crate) async fn begin_write_if_free(&self) -> Result<Option<WriteTx>, Failure> {
+        let gate = match &self.write_gate {
+            Some(gate) => match Arc::clone(gate).try_lock_owned() {
+                Ok(guard) => Some(guard),
+                Err(_) => return Ok(None),
+            },
+            None => None,
+        };
+        self.begin_with_gate(gate).await.map(Some)
+    }
+
+    async fn begin_with_gate(&self, gate: Option<OwnedMutexGuard<()>>) -> Result<WriteTx, Failure> {
         // IMMEDIATE takes SQLite's write lock up front, so a transaction never
         // fails half-way when upgrading from reader to writer; other
         // processes sharing the file are waited for through `busy_timeout`.

@@ -18,6 +18,7 @@
 
 mod support;
 
+mod accounts;
 mod database;
 mod events;
 mod events_with_changes;
