@@ -50,13 +50,15 @@ const LIMITER_CLIENTS: u64 = 1_000_000;
 const SETTLE: Duration = Duration::from_secs(1);
 
 /// Every workload, in the order `--all` runs them.
-const WORKLOADS: [&str; 13] = [
+const WORKLOADS: [&str; 15] = [
     "hash",
     "limiter",
     "health",
     "signup",
     "login",
     "refresh",
+    "forgot-known",
+    "forgot-unknown",
     "verify",
     "me",
     "task-create",
@@ -83,8 +85,8 @@ struct Args {
     #[arg(long, default_value_t = 10)]
     sample_every: u64,
     /// Run only these workloads (comma-separated): hash, limiter, health,
-    /// signup, login, refresh, verify, me, task-create, task-list,
-    /// probe-idle, flood, restart. Accounts they need are created first.
+    /// signup, login, refresh, forgot-known, forgot-unknown, verify, me,
+    /// task-create, task-list, probe-idle, flood, restart. Accounts they need are created first.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Measured seconds per workload.
@@ -563,6 +565,31 @@ impl Bench<'_> {
                     user.refresh.clear();
                 }
             }
+            "forgot-known" | "forgot-unknown" => {
+                self.ensure_users(server, conns).await?;
+                let known = name == "forgot-known";
+                let scripts = fixed(
+                    conns,
+                    |i| {
+                        let email = if known {
+                            self.users[i].email.clone()
+                        } else {
+                            format!("nobody-{}-{i}@bench.example.com", self.run_id)
+                        };
+                        Call::post(
+                            "/api/v1/auth/password/forgot",
+                            serde_json::json!({ "email": email }).to_string(),
+                        )
+                    },
+                    StatusCode::ACCEPTED,
+                );
+                let label = if known {
+                    "forgot password (known address)"
+                } else {
+                    "forgot password (unknown address)"
+                };
+                self.alone(server, label, scripts).await?;
+            }
             "verify" => {
                 self.ensure_users(server, conns).await?;
                 let scripts = self.authenticated(conns, "/api/v1/auth/verify");
@@ -868,6 +895,27 @@ fn targets(
                         verify / floor * 100.0
                     ),
                     verify >= 0.5 * floor,
+                )
+            }),
+    );
+    push(
+        "forgot password: the answer takes the same time for a known and an unknown address (p50 and p99 within 25%)",
+        row("forgot password (known address)")
+            .zip(row("forgot password (unknown address)"))
+            .map(|(known, unknown)| {
+                let p50 = known.latency.p50_ms / unknown.latency.p50_ms.max(0.001);
+                let p99 = known.latency.p99_ms / unknown.latency.p99_ms.max(0.001);
+                (
+                    format!(
+                        "p50 {:.2} vs {:.2} ms, p99 {:.2} vs {:.2} ms; {:.0} vs {:.0} req per server CPU-s",
+                        known.latency.p50_ms,
+                        unknown.latency.p50_ms,
+                        known.latency.p99_ms,
+                        unknown.latency.p99_ms,
+                        known.req_per_server_cpu_s.unwrap_or(0.0),
+                        unknown.req_per_server_cpu_s.unwrap_or(0.0),
+                    ),
+                    (0.8..=1.25).contains(&p50) && (0.8..=1.25).contains(&p99),
                 )
             }),
     );

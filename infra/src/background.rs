@@ -52,11 +52,15 @@ impl Background for TokioBackground {
                 });
             }
             Err(_) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    running = Self::MAX_RUNNING,
-                    "background work dropped: too much is running"
-                );
+                // One line per power of two dropped: a flood cannot fill the log.
+                let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if dropped.is_power_of_two() {
+                    tracing::warn!(
+                        running = Self::MAX_RUNNING,
+                        dropped,
+                        "background work dropped: too much is running"
+                    );
+                }
             }
         }
     }
