@@ -709,6 +709,37 @@ fn database_files(data_dir: &Path) -> String {
 // The test
 // ---------------------------------------------------------------------------
 
+/// The token of the `count`-th link to `/account/<page>` written to
+/// `data_dir/mail` for `email` (waits up to 20 s). The `.eml` text part is
+/// quoted-printable: soft line breaks and `=3D` are undone first.
+async fn link_token(data_dir: &Path, email: &str, page: &str, count: usize) -> String {
+    let marker = format!("/account/{page}#token=");
+    for _ in 0..200 {
+        let mut found = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(data_dir.join("mail")) {
+            for entry in entries.flatten() {
+                let raw = std::fs::read_to_string(entry.path()).unwrap_or_default();
+                let text = raw
+                    .replace("=\r\n", "")
+                    .replace("=\n", "")
+                    .replace("=3D", "=");
+                if !text.contains(&format!("To: {email}")) {
+                    continue;
+                }
+                if let Some(at) = text.find(&marker) {
+                    let token: String = text[at + marker.len()..].chars().take(43).collect();
+                    found.push(token);
+                }
+            }
+        }
+        if found.len() >= count {
+            return found.swap_remove(count - 1);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no {page} link was written for {email}");
+}
+
 /// A fresh 16-hex-digit id, never all zeros.
 fn span_id_hex() -> String {
     Uuid::new_v4().simple().to_string()[..16].to_owned()
@@ -793,7 +824,38 @@ async fn otlp_export_carries_the_flow_and_nothing_secret() {
     )
     .await
     .expect(200);
-    let exchanges = [&signup, &login, &me, &refresh, &failed, &events, &logout];
+    // The account flows by email: the links' tokens and the new password
+    // are secrets too. Mail goes to `.eml` files (no SMTP configured).
+    let verification = link_token(&data_dir, &email, "verify-email", 1).await;
+    let verified = Exchange::send(
+        "verify email",
+        client
+            .post(service.url("/api/v1/auth/email/verify"))
+            .json(&json!({ "token": verification })),
+    )
+    .await
+    .expect(200);
+    let forgot = Exchange::send(
+        "forgot password",
+        client
+            .post(service.url("/api/v1/auth/password/forgot"))
+            .json(&json!({ "email": email })),
+    )
+    .await
+    .expect(202);
+    let reset_token = link_token(&data_dir, &email, "reset-password", 1).await;
+    let new_password = format!("{}-new-canary-{}", span_id_hex(), span_id_hex());
+    let reset = Exchange::send(
+        "reset password",
+        client
+            .post(service.url("/api/v1/auth/password/reset"))
+            .json(&json!({ "token": reset_token, "new_password": new_password })),
+    )
+    .await
+    .expect(204);
+    let exchanges = [
+        &signup, &login, &me, &refresh, &failed, &events, &logout, &verified, &forgot, &reset,
+    ];
 
     // Graceful shutdown flushes the exporters before the process exits.
     let status = service.terminate().await;
@@ -811,7 +873,19 @@ async fn otlp_export_carries_the_flow_and_nothing_secret() {
     );
     check_metrics(&received);
     let (audit, password_hash) = read_database(&data_dir).await;
-    check_audit_ids(&audit, &signup, &login, &refresh, &failed, &logout);
+    check_audit_ids(
+        &audit,
+        &[
+            ("signup", &signup),
+            ("login_succeeded", &login),
+            ("token_refreshed", &refresh),
+            ("login_failed", &failed),
+            ("logout", &logout),
+            ("email_verified", &verified),
+            ("password_reset_requested", &forgot),
+            ("password_reset_completed", &reset),
+        ],
+    );
 
     // Everything the flow produced, scanned for every secret it involved.
     let mut secrets = Scanner::default();
@@ -835,6 +909,13 @@ async fn otlp_export_carries_the_flow_and_nothing_secret() {
     // The database may hold the hash (in `users`) but nothing else secret.
     let files = database_files(&data_dir);
     let mut leaks = secrets.find("the database files", &files);
+    // The links' tokens and the new password: never in logs, spans, metrics,
+    // the audit trail or responses. (The outbox held the tokens until
+    // delivery; SQLite may keep scrubbed bytes in free pages and the WAL,
+    // so the database files are not scanned for them.)
+    secrets.add("the verification token", &verification, &verification);
+    secrets.add("the reset token", &reset_token, &reset_token);
+    secrets.add("the new password", &new_password, &new_password);
     // `$argon2id$v=19$m=...,t=...,p=...$` is public; the salt and hash are not.
     let hash_core = password_hash.splitn(5, '$').nth(4).unwrap_or_default();
     assert!(
@@ -1046,6 +1127,9 @@ fn check_metrics(received: &Received) {
         ("login_failed", "failure"),
         ("token_refreshed", "success"),
         ("logout", "success"),
+        ("email_verified", "success"),
+        ("password_reset_requested", "success"),
+        ("password_reset_completed", "success"),
     ]
     .into_iter()
     .map(|(kind, outcome)| {
@@ -1112,21 +1196,7 @@ fn check_metrics(received: &Received) {
     }
 }
 
-fn check_audit_ids(
-    audit: &[AuditRow],
-    signup: &Exchange,
-    login: &Exchange,
-    refresh: &Exchange,
-    failed: &Exchange,
-    logout: &Exchange,
-) {
-    let causes = [
-        ("signup", signup),
-        ("login_succeeded", login),
-        ("token_refreshed", refresh),
-        ("login_failed", failed),
-        ("logout", logout),
-    ];
+fn check_audit_ids(audit: &[AuditRow], causes: &[(&str, &Exchange)]) {
     let mut kinds: Vec<&str> = audit.iter().map(|row| row.kind.as_str()).collect();
     kinds.sort_unstable();
     let mut expected: Vec<&str> = causes.iter().map(|(kind, _)| *kind).collect();
