@@ -1,6 +1,7 @@
 //! The mail sender: every half second, delivers the outbox's due messages
 //! (`portcullis_infra::mail::Mailer::deliver_due`) and counts the outcomes
-//! for `portcullis.mail.deliveries`. Every instance runs one; the outbox's
+//! for `portcullis.mail.deliveries`; at start and about hourly, deletes the
+//! messages settled more than seven days ago. Every instance runs one; the outbox's
 //! claims keep two from sending the same message at once.
 
 use std::sync::Arc;
@@ -17,6 +18,13 @@ use crate::metrics::Metrics;
 
 /// How often the outbox is looked at.
 const PERIOD: Duration = Duration::from_millis(500);
+/// Settled messages (their tokens already scrubbed) are kept this long, for
+/// support questions ("was the link sent?"), then deleted.
+const KEEP_SETTLED: time::Duration = time::Duration::days(7);
+/// Passes between two purges of settled messages (about an hour).
+const PURGE_EVERY: u32 = 7_200;
+/// Messages deleted per purge statement.
+const PURGE_BATCH: u64 = 10_000;
 
 /// Delivers due messages until `shutdown`.
 pub async fn run(
@@ -30,7 +38,23 @@ pub async fn run(
     // doubling back-off, so a database outage is not made worse by mail.
     let skip = std::sync::atomic::AtomicU32::new(0);
     let failures = std::sync::atomic::AtomicU32::new(0);
+    let passes = std::sync::atomic::AtomicU32::new(0);
     every(PERIOD, shutdown, || async {
+        if passes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(PURGE_EVERY)
+        {
+            match outbox
+                .purge_settled(clock.now() - KEEP_SETTLED, PURGE_BATCH)
+                .await
+            {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "settled email messages deleted"),
+                Err(error) => {
+                    tracing::warn!(error = %error, "purging settled email messages failed")
+                }
+            }
+        }
         if skip.load(Ordering::Relaxed) > 0 {
             skip.fetch_sub(1, Ordering::Relaxed);
             return;

@@ -10,7 +10,7 @@
 //! | `session_gauge` | 30 s | samples the active-session gauge |
 //! | `session_purger` | 1 h | deletes sessions ended before the retention period, and older entries of the revocation feed |
 //! | `event_purger` | 1 h | deletes audit events older than their retention period |
-//! | `mail_sender` | 500 ms | delivers the email outbox's due messages, with retries |
+//! | `mail_sender` | 500 ms | delivers the email outbox's due messages, with retries; about hourly, deletes messages settled over 7 days ago |
 
 pub mod event_purger;
 pub mod mail_sender;

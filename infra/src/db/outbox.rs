@@ -242,6 +242,36 @@ impl SeaOrmOutbox {
         self.settle(id, FAILED, None, Some(error)).await
     }
 
+    /// Deletes up to `limit` settled messages (sent, expired, failed; their
+    /// payloads are already scrubbed) created before `before`; how many went.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn purge_settled(&self, before: OffsetDateTime, limit: u64) -> Result<u64, Failure> {
+        let tx = self.db.begin_write().await?;
+        let body = async {
+            let ids: Vec<Uuid> = email_outbox::Entity::find()
+                .select_only()
+                .column(email_outbox::Column::Id)
+                .filter(email_outbox::Column::Status.ne(PENDING))
+                .filter(email_outbox::Column::CreatedAt.lt(to_millis(before)))
+                .limit(limit)
+                .into_tuple()
+                .all(tx.txn())
+                .await?;
+            if ids.is_empty() {
+                return Ok(Decision::Rollback(0));
+            }
+            let deleted = email_outbox::Entity::delete_many()
+                .filter(email_outbox::Column::Id.is_in(ids))
+                .exec(tx.txn())
+                .await?;
+            Ok(Decision::Commit(deleted.rows_affected))
+        }
+        .await;
+        tx.settle(body).await
+    }
+
     /// How many messages are in each state.
     ///
     /// # Errors
