@@ -3,7 +3,7 @@
 //! link; nothing changes until it is used (`verify_email`). The old address
 //! gets a notice. A taken address gets the same answer and nothing happens.
 
-use super::{AccountChange, AccountService, ChangeError, Confirmation, record_outcome};
+use super::{AccountChange, AccountService, ChangeError, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::email::Email;
@@ -48,17 +48,7 @@ impl ChangeEmailError {
     }
 }
 
-impl From<Confirmation> for ChangeEmailError {
-    fn from(confirmation: Confirmation) -> Self {
-        match confirmation {
-            Confirmation::Wrong => Self::WrongPassword,
-            Confirmation::RateLimited(limited) => Self::RateLimited {
-                retry_after_secs: limited.retry_after_secs,
-            },
-            Confirmation::Failure(failure) => Self::Failure(failure),
-        }
-    }
-}
+super::from_confirmation!(ChangeEmailError);
 
 impl AccountService {
     /// Sends a confirmation link to `input.new_email`, unless another

@@ -2,9 +2,7 @@
 //! new one. Every other session ends; the caller's stays. Every reset link
 //! dies; a notice goes to the address.
 
-use super::{
-    AccountChange, AccountService, ChangeError, Confirmation, RevokeSessions, record_outcome,
-};
+use super::{AccountChange, AccountService, ChangeError, RevokeSessions, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::error::Failure;
@@ -50,17 +48,7 @@ impl ChangePasswordError {
     }
 }
 
-impl From<Confirmation> for ChangePasswordError {
-    fn from(confirmation: Confirmation) -> Self {
-        match confirmation {
-            Confirmation::Wrong => Self::WrongPassword,
-            Confirmation::RateLimited(limited) => Self::RateLimited {
-                retry_after_secs: limited.retry_after_secs,
-            },
-            Confirmation::Failure(failure) => Self::Failure(failure),
-        }
-    }
-}
+super::from_confirmation!(ChangePasswordError);
 
 impl AccountService {
     /// Replaces the caller's password.

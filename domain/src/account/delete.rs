@@ -3,7 +3,7 @@
 //! tokens are deleted; the audit trail stays, naming the user id only; a
 //! notice goes to the address.
 
-use super::{AccountDeletion, AccountService, Confirmation, record_outcome};
+use super::{AccountDeletion, AccountService, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::error::Failure;
@@ -44,17 +44,7 @@ impl DeleteAccountError {
     }
 }
 
-impl From<Confirmation> for DeleteAccountError {
-    fn from(confirmation: Confirmation) -> Self {
-        match confirmation {
-            Confirmation::Wrong => Self::WrongPassword,
-            Confirmation::RateLimited(limited) => Self::RateLimited {
-                retry_after_secs: limited.retry_after_secs,
-            },
-            Confirmation::Failure(failure) => Self::Failure(failure),
-        }
-    }
-}
+super::from_confirmation!(DeleteAccountError);
 
 impl AccountService {
     /// Deletes the caller's account.

@@ -240,6 +240,25 @@ enum Confirmation {
     Failure(Failure),
 }
 
+/// `From<Confirmation>` for a use case's error enum with the variants
+/// `WrongPassword`, `RateLimited { retry_after_secs }` and `Failure`.
+macro_rules! from_confirmation {
+    ($error:ident) => {
+        impl From<super::Confirmation> for $error {
+            fn from(confirmation: super::Confirmation) -> Self {
+                match confirmation {
+                    super::Confirmation::Wrong => Self::WrongPassword,
+                    super::Confirmation::RateLimited(limited) => Self::RateLimited {
+                        retry_after_secs: limited.retry_after_secs,
+                    },
+                    super::Confirmation::Failure(failure) => Self::Failure(failure),
+                }
+            }
+        }
+    };
+}
+pub(crate) use from_confirmation;
+
 impl AccountService {
     /// Builds the service.
     pub fn new(
