@@ -90,6 +90,7 @@ impl Mailer {
     ///
     /// # Errors
     /// A bad URL, sender or template, or a directory that cannot be made.
+    /// Call it inside the tokio runtime: lettre's SMTP pool starts a task.
     pub fn new(config: &MailConfig) -> anyhow::Result<Self> {
         let from: Mailbox = config
             .from
@@ -287,7 +288,89 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use portcullis_domain::email::Email;
+    use portcullis_domain::ids::UserId;
+    use portcullis_domain::one_time::OneTimeToken;
+
     use super::*;
+
+    fn config(smtp_url: Option<&str>, dir: &Path) -> MailConfig {
+        MailConfig {
+            smtp_url: smtp_url.map(|url| SecretString::from(url.to_owned())),
+            from: "Portcullis <no-reply@example.com>".to_owned(),
+            public_url: "https://auth.example.com/".to_owned(),
+            mail_dir: dir.join("mail"),
+            templates_dir: None,
+            service_name: "Portcullis".to_owned(),
+        }
+    }
+
+    // lettre's SMTP pool starts a task when it is built: inside a runtime.
+    #[tokio::test]
+    async fn the_three_smtp_url_forms_are_accepted_and_a_bad_one_is_refused_without_its_password() {
+        let dir = tempfile::tempdir().unwrap();
+        for url in [
+            "smtp://127.0.0.1:25",
+            "smtp://mail.example.com:587?tls=required",
+            "smtps://user:pa55word@mail.example.com:465",
+        ] {
+            let mailer = Mailer::new(&config(Some(url), dir.path())).unwrap();
+            assert!(!mailer.describe().contains("pa55word"));
+        }
+        let refused = Mailer::new(&config(Some("imap://user:pa55word@host"), dir.path()))
+            .err()
+            .unwrap();
+        let shown = format!("{refused:#}");
+        assert!(
+            shown.contains("PORTCULLIS_SMTP_URL") && !shown.contains("pa55word"),
+            "{shown}"
+        );
+        assert!(
+            !dir.path().join("mail").exists(),
+            "no mail directory with SMTP"
+        );
+    }
+
+    #[test]
+    fn without_smtp_messages_go_to_a_private_directory() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(&config(None, dir.path())).unwrap();
+        let mode = std::fs::metadata(dir.path().join("mail"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert!(mailer.describe().contains(".eml files"));
+    }
+
+    #[test]
+    fn links_come_from_the_public_url_and_carry_the_token_in_the_fragment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailer = Mailer::new(&config(None, dir.path())).unwrap();
+        let token = "A".repeat(43);
+        assert_eq!(
+            mailer.link(MailKind::ResetPassword, &token).unwrap(),
+            format!("https://auth.example.com/account/reset-password#token={token}")
+        );
+        assert_eq!(
+            mailer.link(MailKind::ConfirmEmailChange, &token).unwrap(),
+            format!("https://auth.example.com/account/verify-email#token={token}")
+        );
+        assert!(mailer.link(MailKind::PasswordChanged, &token).is_none());
+
+        let mail = Mail::link(
+            MailKind::VerifyEmail,
+            UserId::new(),
+            Email::parse("ann@example.com").unwrap(),
+            OneTimeToken::from_generated(token.clone()),
+            time::OffsetDateTime::now_utc(),
+        );
+        let message = String::from_utf8(mailer.compose(&mail).unwrap().formatted()).unwrap();
+        assert!(message.contains("To: ann@example.com"), "{message}");
+        assert!(message.contains("multipart/alternative"), "{message}");
+        assert!(message.contains("text/plain") && message.contains("text/html"));
+    }
 
     #[test]
     fn back_off_doubles_up_to_half_an_hour() {
