@@ -9,6 +9,7 @@ use crate::routes::auth::AuthApi;
 use crate::routes::discovery::DiscoveryApi;
 use crate::routes::events::EventsApi;
 use crate::routes::health::HealthApi;
+use crate::routes::mfa::MfaApi;
 use crate::routes::sessions::SessionsApi;
 use crate::routes::tasks::TasksApi;
 use crate::routes::users::UsersApi;
@@ -19,6 +20,7 @@ pub type Apis = (
     EventsApi,
     UsersApi,
     AccountApi,
+    MfaApi,
     SessionsApi,
     TasksApi,
     DiscoveryApi,

@@ -21,7 +21,7 @@ const TYPE_BASE: &str = "https://portcullis.dev/problems/";
 
 /// An RFC 9457 problem details object with a stable machine `code`.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct Problem {
     /// A URI identifying the problem type.
     #[oai(rename = "type")]
@@ -34,6 +34,12 @@ pub struct Problem {
     pub detail: String,
     /// A stable machine-readable code (`invalid_credentials`, `email_taken`, ...).
     pub code: String,
+    /// With `mfa_required` only: the single-use challenge token of the
+    /// log-in's second step (`POST /api/v1/auth/mfa/verify`), valid 5 minutes.
+    pub mfa_token: Option<String>,
+    /// With `mfa_required` only: the second factors the account accepts
+    /// (`totp`, `recovery_code`).
+    pub methods: Option<Vec<String>>,
 }
 
 impl Problem {
@@ -45,6 +51,8 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             code: code.to_owned(),
+            mfa_token: None,
+            methods: None,
         }
     }
 
@@ -69,7 +77,7 @@ impl Problem {
 
 /// A problem as an `application/problem+json` payload.
 #[derive(Debug, Clone)]
-pub struct ProblemJson(pub Problem);
+pub struct ProblemJson(pub Box<Problem>);
 
 impl Payload for ProblemJson {
     const CONTENT_TYPE: &'static str = PROBLEM_JSON;
@@ -117,7 +125,8 @@ pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
 /// An error on its way out: a problem and the headers it needs.
 #[derive(Debug, Clone)]
 pub struct ApiError {
-    pub problem: Problem,
+    /// Boxed: an error travels in `Result`s, which stay small.
+    pub problem: Box<Problem>,
     pub retry_after: Option<u64>,
 }
 
@@ -125,9 +134,16 @@ impl ApiError {
     /// An error with `status`, machine `code` and human `detail`.
     pub fn new(status: StatusCode, code: &str, detail: impl Into<String>) -> Self {
         Self {
-            problem: Problem::new(status, code, detail),
+            problem: Box::new(Problem::new(status, code, detail)),
             retry_after: None,
         }
+    }
+
+    /// Adds the members of a log-in's second step (`mfa_required`).
+    pub fn second_step(mut self, mfa_token: &str, methods: &[&str]) -> Self {
+        self.problem.mfa_token = Some(mfa_token.to_owned());
+        self.problem.methods = Some(methods.iter().map(|m| (*m).to_owned()).collect());
+        self
     }
 
     /// Adds a `Retry-After` in seconds.

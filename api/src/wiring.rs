@@ -13,6 +13,7 @@ use portcullis_domain::auth::{AuthPorts, AuthService};
 use portcullis_domain::clock::Clock;
 use portcullis_domain::limits::LimitPolicy;
 use portcullis_domain::limits::{FailureCounter, RateLimiter};
+use portcullis_domain::mfa::{MfaRepository, SecondFactorCrypto};
 use portcullis_domain::password::PasswordPolicy;
 use portcullis_domain::session::{
     SecretGenerator, SessionPolicy, SessionRepository, SessionService,
@@ -23,7 +24,8 @@ use portcullis_infra::audit::{AuditFlusher, BackgroundAudit};
 use portcullis_infra::background::TokioBackground;
 use portcullis_infra::clock::SystemClock;
 use portcullis_infra::crypto::{
-    Argon2Hasher, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
+    Argon2Hasher, DataKey, HashPoolConfig, JwtConfig, JwtTokens, RandomSecrets, SigningKeys,
+    TotpFactors,
 };
 use portcullis_infra::db::{Database, DbOptions, ensure_data_dir, prepare_sqlite_file, sqlite_url};
 use portcullis_infra::limits::{
@@ -187,6 +189,12 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
     let events_for_jobs = events.clone();
     let audit_log = AuditLog::new(events);
     let users: Arc<dyn UserRepository> = Arc::new(db.users());
+    let data_key = DataKey::load_or_create(
+        settings.data_key.as_ref().map(ExposeSecret::expose_secret),
+        &settings.data_dir.join("keys"),
+    )?;
+    let mfa: Arc<dyn MfaRepository> = Arc::new(db.mfa());
+    let factors: Arc<dyn SecondFactorCrypto> = Arc::new(TotpFactors::new(data_key, "Portcullis"));
     let secrets: Arc<dyn SecretGenerator> = Arc::new(RandomSecrets);
     let limit_policy = LimitPolicy {
         enabled: settings.rate_limit,
@@ -206,6 +214,8 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             audit: audit_port.clone(),
             limiter: limiter.clone(),
             failures: failures.clone(),
+            mfa: mfa.clone(),
+            factors: factors.clone(),
         },
         password_policy.clone(),
         session_policy,
@@ -227,6 +237,8 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             limiter: limiter.clone(),
             failures: failures.clone(),
             background: Arc::new(TokioBackground::new()),
+            mfa,
+            factors,
         },
         password_policy.clone(),
         account_policy,

@@ -1,10 +1,11 @@
 //! Who is asking: the client as far as the edge can tell, the request's ids,
 //! and the authenticated caller. Also the encoding of attacker-controlled text.
 //!
-//! Shared vocabulary: imports only `ids`.
+//! Shared vocabulary: imports only the leaves `ids` and `amr`.
 
 use time::OffsetDateTime;
 
+use crate::amr::AuthMethods;
 use crate::ids::{SessionId, UserId};
 
 /// Makes attacker-controlled text safe to store and print: control
@@ -95,6 +96,10 @@ pub struct Principal {
     pub user_id: UserId,
     pub session_id: SessionId,
     pub expires_at: OffsetDateTime,
+    /// What the session's user proved (the token's `amr`).
+    pub amr: AuthMethods,
+    /// When they last proved it (the token's `auth_time`).
+    pub auth_time: OffsetDateTime,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! service beside their entity (`session::SessionService`, `audit::AuditLog`).
 
 pub mod account;
+pub mod amr;
 pub mod audit;
 pub mod auth;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod mail;
+pub mod mfa;
 pub mod one_time;
 pub mod paging;
 pub mod password;

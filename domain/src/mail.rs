@@ -34,11 +34,19 @@ pub enum MailKind {
     EmailChanged,
     /// Notice: the account was deleted.
     AccountDeleted,
+    /// Notice: a second factor was turned on.
+    SecondFactorEnabled,
+    /// Notice: a second factor was removed.
+    SecondFactorDisabled,
+    /// Notice: new recovery codes replaced the old ones.
+    RecoveryCodesRegenerated,
+    /// Notice: a recovery code was used.
+    RecoveryCodeUsed,
 }
 
 impl MailKind {
     /// Every kind.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 12] = [
         Self::VerifyEmail,
         Self::ResetPassword,
         Self::ConfirmEmailChange,
@@ -47,6 +55,10 @@ impl MailKind {
         Self::EmailChangeRequested,
         Self::EmailChanged,
         Self::AccountDeleted,
+        Self::SecondFactorEnabled,
+        Self::SecondFactorDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
     ];
 
     /// The stored, stable name (also the template's file name).
@@ -60,6 +72,10 @@ impl MailKind {
             Self::EmailChangeRequested => "email_change_requested",
             Self::EmailChanged => "email_changed",
             Self::AccountDeleted => "account_deleted",
+            Self::SecondFactorEnabled => "second_factor_enabled",
+            Self::SecondFactorDisabled => "second_factor_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 

@@ -35,6 +35,10 @@ use crate::limits::{
     reserve,
 };
 use crate::mail::Mail;
+use crate::mfa::{
+    Challenge, FactorChange, MfaRepository, RECOVERY_CODES, RecoveryCode, SealedSeed,
+    SecondFactorCrypto, TotpCode, TotpProvisioning, TotpRecord,
+};
 use crate::one_time::TokenPurpose;
 use crate::password::PasswordPolicy;
 use crate::password::{Password, PasswordHash, PasswordHasher, Verification};
@@ -76,6 +80,9 @@ struct State {
     fed: u64,
     one_time: HashMap<TokenHash, PendingToken>,
     outbox: Vec<Mail>,
+    totp: HashMap<UserId, TotpRecord>,
+    recovery: HashMap<UserId, Vec<Vec<u8>>>,
+    challenges: HashMap<TokenHash, Challenge>,
 }
 
 impl State {
@@ -626,6 +633,224 @@ impl AccountRepository for InMemoryStore {
     }
 }
 
+#[async_trait]
+impl MfaRepository for InMemoryStore {
+    async fn totp(&self, user: UserId) -> Result<Option<TotpRecord>, Failure> {
+        Ok(self.0.lock().unwrap().totp.get(&user).cloned())
+    }
+    async fn recovery_codes_left(&self, user: UserId) -> Result<u32, Failure> {
+        let state = self.0.lock().unwrap();
+        Ok(state
+            .recovery
+            .get(&user)
+            .map_or(0, |codes| codes.len() as u32))
+    }
+    async fn put_pending_totp(
+        &self,
+        user: UserId,
+        seed: &SealedSeed,
+        _now: OffsetDateTime,
+    ) -> Result<bool, Failure> {
+        let mut state = self.0.lock().unwrap();
+        if state.totp.get(&user).is_some_and(|t| t.active) {
+            return Ok(false);
+        }
+        state.totp.insert(
+            user,
+            TotpRecord {
+                seed: seed.clone(),
+                active: false,
+                last_step: None,
+            },
+        );
+        Ok(true)
+    }
+    async fn activate_totp(
+        &self,
+        change: FactorChange<'_>,
+        step: u64,
+        codes: &[Vec<u8>],
+    ) -> Result<bool, Failure> {
+        let mut state = self.0.lock().unwrap();
+        let Some(totp) = state.totp.get_mut(&change.user).filter(|t| !t.active) else {
+            return Ok(false);
+        };
+        totp.active = true;
+        totp.last_step = Some(step);
+        state.recovery.insert(change.user, codes.to_vec());
+        if let Some(user) = state.users.get_mut(&change.user) {
+            user.second_factor = true;
+        }
+        state.events.push(change.event.clone());
+        state.outbox.extend_from_slice(change.mail);
+        Ok(true)
+    }
+    async fn accept_totp_step(&self, user: UserId, step: u64) -> Result<bool, Failure> {
+        let mut state = self.0.lock().unwrap();
+        let Some(totp) = state.totp.get_mut(&user).filter(|t| t.active) else {
+            return Ok(false);
+        };
+        if totp.last_step.is_some_and(|last| step <= last) {
+            return Ok(false);
+        }
+        totp.last_step = Some(step);
+        Ok(true)
+    }
+    async fn use_recovery_code(
+        &self,
+        change: FactorChange<'_>,
+        digest: &[u8],
+    ) -> Result<bool, Failure> {
+        let mut state = self.0.lock().unwrap();
+        let Some(codes) = state.recovery.get_mut(&change.user) else {
+            return Ok(false);
+        };
+        let before = codes.len();
+        codes.retain(|code| code.as_slice() != digest);
+        if codes.len() == before {
+            return Ok(false);
+        }
+        state.events.push(change.event.clone());
+        state.outbox.extend_from_slice(change.mail);
+        Ok(true)
+    }
+    async fn replace_recovery_codes(
+        &self,
+        change: FactorChange<'_>,
+        codes: &[Vec<u8>],
+    ) -> Result<(), Failure> {
+        let mut state = self.0.lock().unwrap();
+        state.recovery.insert(change.user, codes.to_vec());
+        state.events.push(change.event.clone());
+        state.outbox.extend_from_slice(change.mail);
+        Ok(())
+    }
+    async fn remove_totp(
+        &self,
+        change: FactorChange<'_>,
+        except: Option<SessionId>,
+    ) -> Result<Vec<SessionId>, Failure> {
+        let mut state = self.0.lock().unwrap();
+        state.totp.remove(&change.user);
+        state.recovery.remove(&change.user);
+        if let Some(user) = state.users.get_mut(&change.user) {
+            user.second_factor = false;
+        }
+        let revoked = state.revoke_sessions(
+            change.user,
+            except,
+            change.now,
+            RevokeReason::SecondFactorRemoved,
+        );
+        state.events.push(change.event.clone());
+        state.outbox.extend_from_slice(change.mail);
+        Ok(revoked)
+    }
+    async fn open_challenge(
+        &self,
+        token: &TokenHash,
+        challenge: &Challenge,
+    ) -> Result<(), Failure> {
+        self.0
+            .lock()
+            .unwrap()
+            .challenges
+            .insert(token.clone(), challenge.clone());
+        Ok(())
+    }
+    async fn challenge(
+        &self,
+        token: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<Challenge>, Failure> {
+        let state = self.0.lock().unwrap();
+        Ok(state
+            .challenges
+            .get(token)
+            .filter(|c| c.expires_at > now)
+            .cloned())
+    }
+    async fn fail_challenge(&self, token: &TokenHash, max: u32) -> Result<u32, Failure> {
+        let mut state = self.0.lock().unwrap();
+        let Some(challenge) = state.challenges.get_mut(token) else {
+            return Ok(max);
+        };
+        challenge.tries += 1;
+        let tries = challenge.tries;
+        if tries >= max {
+            state.challenges.remove(token);
+        }
+        Ok(tries)
+    }
+    async fn consume_challenge(&self, token: &TokenHash) -> Result<bool, Failure> {
+        Ok(self.0.lock().unwrap().challenges.remove(token).is_some())
+    }
+}
+
+/// Second factors without cryptography: a seed is the user id in bytes,
+/// the code of time step `n` is `n`'s last six digits, recovery codes are
+/// sequential and their digest is their text. Tests compute codes with
+/// [`FakeFactors::code_at`].
+pub struct FakeFactors;
+
+impl FakeFactors {
+    /// The code the fake accepts at `now` (its time step's last six digits).
+    pub fn code_at(now: OffsetDateTime) -> TotpCode {
+        let step = now.unix_timestamp().max(0) as u64 / 30;
+        TotpCode::parse(&format!("{:06}", step % 1_000_000)).unwrap()
+    }
+}
+
+impl SecondFactorCrypto for FakeFactors {
+    fn new_totp(
+        &self,
+        user: UserId,
+        _account: &Email,
+    ) -> Result<(SealedSeed, TotpProvisioning), Failure> {
+        let seed = SealedSeed(user.as_uuid().as_bytes().to_vec());
+        let shown = |text: &str| secrecy::SecretString::from(text.to_owned());
+        Ok((
+            seed,
+            TotpProvisioning {
+                secret: shown("FAKESECRET"),
+                otpauth_uri: shown("otpauth://totp/fake"),
+                qr_svg: shown("<svg/>"),
+            },
+        ))
+    }
+    fn totp_step(
+        &self,
+        user: UserId,
+        seed: &SealedSeed,
+        code: &TotpCode,
+        now: OffsetDateTime,
+    ) -> Result<Option<u64>, Failure> {
+        if seed.0 != user.as_uuid().as_bytes() {
+            return Err(Failure::msg("seed of another user"));
+        }
+        let step = now.unix_timestamp().max(0) as u64 / 30;
+        Ok([step.saturating_sub(1), step, step + 1]
+            .into_iter()
+            .find(|s| format!("{:06}", s % 1_000_000) == code.as_str()))
+    }
+    fn recovery_codes(&self) -> Vec<RecoveryCode> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        (0..RECOVERY_CODES)
+            .map(|_| {
+                let n = NEXT.fetch_add(1, Ordering::SeqCst);
+                let letters: String = format!("{n:016}")
+                    .bytes()
+                    .map(|b| char::from(b'a' + (b - b'0')))
+                    .collect();
+                RecoveryCode::from_plain(&letters)
+            })
+            .collect()
+    }
+    fn recovery_digest(&self, code: &RecoveryCode) -> Vec<u8> {
+        code.expose().as_bytes().to_vec()
+    }
+}
+
 /// Keeps background work until a test runs it with [`QueuedBackground::run_all`].
 #[derive(Default)]
 pub struct QueuedBackground(Mutex<Vec<Pin<Box<dyn Future<Output = ()> + Send>>>>);
@@ -804,6 +1029,8 @@ impl TokenVerifier for FakeTokens {
         }
         Ok(AccessClaims {
             email_verified: false,
+            amr: vec![crate::amr::AuthMethod::Pwd],
+            auth_time: now,
             user_id: UserId::from_uuid(parse(user)?),
             session_id: SessionId::from_uuid(parse(session)?),
             token_id: Uuid::nil(),
@@ -933,6 +1160,8 @@ impl InMemoryServices {
             audit: audit.clone(),
             limiter: Arc::new(CountingLimiter::new(1_000)),
             failures: Arc::new(ClockedFailures::new(clock.clone())),
+            mfa: store.clone(),
+            factors: Arc::new(FakeFactors),
         };
         let policy = PasswordPolicy::new(15, ["password1234567890".to_owned()]).unwrap();
         let background = Arc::new(QueuedBackground::default());
@@ -948,6 +1177,8 @@ impl InMemoryServices {
                 limiter: ports.limiter.clone(),
                 failures: ports.failures.clone(),
                 background: background.clone(),
+                mfa: store.clone(),
+                factors: Arc::new(FakeFactors),
             },
             policy.clone(),
             AccountPolicy::default(),

@@ -5,6 +5,7 @@ use std::fmt;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::amr::AuthMethod;
 use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
 
@@ -16,6 +17,10 @@ pub struct AccessClaims {
     pub session_id: SessionId,
     /// Whether the account's address was confirmed when the token was signed.
     pub email_verified: bool,
+    /// What the session's user proved (RFC 8176 `amr`).
+    pub amr: Vec<AuthMethod>,
+    /// When the session's user last proved who they are.
+    pub auth_time: OffsetDateTime,
     pub token_id: Uuid,
     pub issued_at: OffsetDateTime,
     pub not_before: OffsetDateTime,

@@ -20,6 +20,9 @@ pub struct User {
     pub password_hash: PasswordHash,
     /// When the current address was confirmed; `None` until it is.
     pub email_verified_at: Option<OffsetDateTime>,
+    /// Whether a second factor (TOTP) is active: log-in and a password
+    /// reset then need it too.
+    pub second_factor: bool,
     pub created_at: OffsetDateTime,
     pub updated_at: OffsetDateTime,
 }

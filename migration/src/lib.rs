@@ -26,6 +26,7 @@ mod m20261124_130000_create_auth_events;
 mod m20261201_120000_create_session_revocations;
 mod m20261201_130000_normalize_emails;
 mod m20261205_120000_create_account_lifecycle;
+mod m20261205_130000_create_second_factors;
 
 /// Applies Portcullis' migrations.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_120000_create_session_revocations::Migration),
             Box::new(m20261201_130000_normalize_emails::Migration),
             Box::new(m20261205_120000_create_account_lifecycle::Migration),
+            Box::new(m20261205_130000_create_second_factors::Migration),
         ]
     }
 }

@@ -22,6 +22,8 @@ pub enum ApiTags {
     /// Email verification, password reset, password and email change,
     /// deletion and export.
     Account,
+    /// Second factors (TOTP, recovery codes) and the second step of a log-in.
+    Mfa,
     /// The caller's sessions.
     Sessions,
     /// A sample protected resource, strictly per user.

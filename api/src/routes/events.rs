@@ -39,6 +39,12 @@ pub enum EventType {
     EmailChanged,
     AccountDeleted,
     AccountExported,
+    SecondFactorRequired,
+    SecondFactorFailed,
+    SecondFactorEnabled,
+    SecondFactorDisabled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
 }
 
 impl EventType {
@@ -63,6 +69,12 @@ impl EventType {
             Self::EmailChanged => AuthEventKind::EmailChanged,
             Self::AccountDeleted => AuthEventKind::AccountDeleted,
             Self::AccountExported => AuthEventKind::AccountExported,
+            Self::SecondFactorRequired => AuthEventKind::SecondFactorRequired,
+            Self::SecondFactorFailed => AuthEventKind::SecondFactorFailed,
+            Self::SecondFactorEnabled => AuthEventKind::SecondFactorEnabled,
+            Self::SecondFactorDisabled => AuthEventKind::SecondFactorDisabled,
+            Self::RecoveryCodesRegenerated => AuthEventKind::RecoveryCodesRegenerated,
+            Self::RecoveryCodeUsed => AuthEventKind::RecoveryCodeUsed,
         }
     }
 
@@ -87,6 +99,12 @@ impl EventType {
             AuthEventKind::EmailChanged => Self::EmailChanged,
             AuthEventKind::AccountDeleted => Self::AccountDeleted,
             AuthEventKind::AccountExported => Self::AccountExported,
+            AuthEventKind::SecondFactorRequired => Self::SecondFactorRequired,
+            AuthEventKind::SecondFactorFailed => Self::SecondFactorFailed,
+            AuthEventKind::SecondFactorEnabled => Self::SecondFactorEnabled,
+            AuthEventKind::SecondFactorDisabled => Self::SecondFactorDisabled,
+            AuthEventKind::RecoveryCodesRegenerated => Self::RecoveryCodesRegenerated,
+            AuthEventKind::RecoveryCodeUsed => Self::RecoveryCodeUsed,
         }
     }
 }

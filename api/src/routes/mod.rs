@@ -8,6 +8,7 @@ pub mod common;
 pub mod discovery;
 pub mod events;
 pub mod health;
+pub mod mfa;
 pub mod sessions;
 pub mod tasks;
 pub mod users;

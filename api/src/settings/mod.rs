@@ -143,6 +143,10 @@ pub struct Settings {
     /// `PORTCULLIS_REQUIRE_VERIFIED_EMAIL` (default `false`): log-in of an
     /// unconfirmed address answers 403 `email_not_verified`.
     pub require_verified_email: bool,
+    /// `PORTCULLIS_DATA_KEY`: 32 bytes in standard base64 that encrypt TOTP
+    /// seeds and key recovery-code digests. Unset: `data_dir/keys/data.key`,
+    /// generated on first start.
+    pub data_key: Option<SecretString>,
 }
 
 impl Settings {
@@ -266,6 +270,10 @@ impl Settings {
                 .get("PORTCULLIS_MAIL_TEMPLATES_DIR")
                 .filter(|s| !s.trim().is_empty())
                 .map(PathBuf::from),
+            data_key: source
+                .get("PORTCULLIS_DATA_KEY")
+                .filter(|s| !s.trim().is_empty())
+                .map(SecretString::from),
             require_verified_email: parse(
                 source,
                 "PORTCULLIS_REQUIRE_VERIFIED_EMAIL",

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use time::{Duration, OffsetDateTime};
 
+use crate::amr::AuthMethod;
 use crate::audit::{AuditSink, AuthEvent};
 use crate::clock::Clock;
 use crate::context::RequestContext;
@@ -26,6 +27,7 @@ use crate::limits::{
     RateLimiter,
 };
 use crate::mail::Mail;
+use crate::mfa::{MfaRepository, Proof, ProofError, SecondFactorCrypto, check_proof};
 use crate::one_time::TokenPurpose;
 use crate::password::{Password, PasswordHash, PasswordHasher, PasswordPolicy};
 use crate::session::{Revocation, RevocationCache, RevokeReason, SecretGenerator, TokenHash};
@@ -219,12 +221,14 @@ pub struct AccountPorts {
     pub limiter: Arc<dyn RateLimiter>,
     pub failures: Arc<dyn FailureCounter>,
     pub background: Arc<dyn Background>,
+    pub mfa: Arc<dyn MfaRepository>,
+    pub factors: Arc<dyn SecondFactorCrypto>,
 }
 
 /// The account use cases.
 #[derive(Clone)]
 pub struct AccountService {
-    ports: AccountPorts,
+    pub(crate) ports: AccountPorts,
     policy: PasswordPolicy,
     account: AccountPolicy,
     /// The same counters as log-in's: a wrong current password counts
@@ -232,9 +236,9 @@ pub struct AccountService {
     guard: LoginGuard,
 }
 
-/// Why the current password could not be confirmed.
+/// Why the current password (or a second factor) could not be confirmed.
 #[derive(Debug)]
-enum Confirmation {
+pub(crate) enum Confirmation {
     Wrong,
     RateLimited(RateLimited),
     Failure(Failure),
@@ -244,14 +248,14 @@ enum Confirmation {
 /// `WrongPassword`, `RateLimited { retry_after_secs }` and `Failure`.
 macro_rules! from_confirmation {
     ($error:ident) => {
-        impl From<super::Confirmation> for $error {
-            fn from(confirmation: super::Confirmation) -> Self {
+        impl From<$crate::account::Confirmation> for $error {
+            fn from(confirmation: $crate::account::Confirmation) -> Self {
                 match confirmation {
-                    super::Confirmation::Wrong => Self::WrongPassword,
-                    super::Confirmation::RateLimited(limited) => Self::RateLimited {
+                    $crate::account::Confirmation::Wrong => Self::WrongPassword,
+                    $crate::account::Confirmation::RateLimited(limited) => Self::RateLimited {
                         retry_after_secs: limited.retry_after_secs,
                     },
-                    super::Confirmation::Failure(failure) => Self::Failure(failure),
+                    $crate::account::Confirmation::Failure(failure) => Self::Failure(failure),
                 }
             }
         }
@@ -288,13 +292,13 @@ impl AccountService {
     }
 
     /// The caller's account, or `None` when it was deleted meanwhile.
-    async fn caller(&self, user: UserId) -> Result<Option<User>, Failure> {
+    pub(crate) async fn caller(&self, user: UserId) -> Result<Option<User>, Failure> {
         self.ports.users.find_by_id(user).await
     }
 
     /// Checks `password` against `user`'s, counted like a log-in attempt: a
     /// session thief cannot guess more often than the lockout allows.
-    async fn confirm_password(
+    pub(crate) async fn confirm_password(
         &self,
         user: &User,
         password: &Password,
@@ -329,9 +333,51 @@ impl AccountService {
         }
     }
 
+    /// Checks a second-factor `proof` of `user`, counted like a log-in
+    /// attempt: wrong codes lead to the account's lockout.
+    pub(crate) async fn confirm_factor(
+        &self,
+        user: &User,
+        proof: &Proof,
+        ctx: &RequestContext,
+    ) -> Result<AuthMethod, Confirmation> {
+        let reserved = self
+            .guard
+            .reserve(LoginAttempt::new(&user.email, ctx), ctx)
+            .await
+            .map_err(|error| match error {
+                GuardError::RateLimited(limited) => Confirmation::RateLimited(limited),
+                GuardError::Failure(failure) => Confirmation::Failure(failure),
+            })?;
+        let now = self.ports.clock.now();
+        match check_proof(
+            &*self.ports.mfa,
+            &*self.ports.factors,
+            user,
+            proof,
+            now,
+            ctx,
+        )
+        .await
+        {
+            Ok(method) => {
+                self.guard.succeeded(reserved).await;
+                Ok(method)
+            }
+            Err(ProofError::Invalid) => {
+                self.guard.failed(reserved, Some(user.id), ctx);
+                Err(Confirmation::Wrong)
+            }
+            Err(ProofError::Failure(failure)) => {
+                self.guard.abandoned(reserved).await;
+                Err(Confirmation::Failure(failure))
+            }
+        }
+    }
+
     /// Makes `revoked` fail here at once; other instances learn of them
     /// through the revocation feed the repository appended to.
-    fn revoked_here(&self, revoked: &[SessionId], now: OffsetDateTime) {
+    pub(crate) fn revoked_here(&self, revoked: &[SessionId], now: OffsetDateTime) {
         for session in revoked {
             self.ports.revocations.record(Revocation {
                 session_id: *session,
@@ -347,7 +393,7 @@ impl AccountService {
 }
 
 /// Records the outcome of the current use case on its span.
-fn record_outcome(outcome: &'static str) {
+pub(crate) fn record_outcome(outcome: &'static str) {
     tracing::Span::current().record("outcome", outcome);
 }
 

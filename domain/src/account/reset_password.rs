@@ -3,12 +3,15 @@
 //! once (access tokens included); the login lockout is cleared; every other
 //! reset link dies; a notice goes to the address.
 
-use super::{AccountChange, AccountService, ChangeError, RevokeSessions, record_outcome};
+use super::{
+    AccountChange, AccountService, ChangeError, Confirmation, RevokeSessions, record_outcome,
+};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::RequestContext;
 use crate::error::Failure;
 use crate::limits::LoginAttempt;
 use crate::mail::{Mail, MailKind};
+use crate::mfa::Proof;
 use crate::one_time::{OneTimeToken, TokenPurpose};
 use crate::password::{Password, PasswordRejection};
 use crate::session::RevokeReason;
@@ -18,6 +21,8 @@ use crate::session::RevokeReason;
 pub struct ResetPassword {
     pub token: OneTimeToken,
     pub new_password: Password,
+    /// The second factor, for an account that has one.
+    pub proof: Option<Proof>,
 }
 
 /// Why a reset failed. Nothing changed.
@@ -28,6 +33,15 @@ pub enum ResetPasswordError {
     InvalidToken,
     #[error("password rejected: {0}")]
     WeakPassword(#[from] PasswordRejection),
+    /// The account has a second factor and none was presented.
+    #[error("second factor required")]
+    SecondFactorRequired,
+    /// The second factor is wrong, replayed or spent.
+    #[error("invalid second factor")]
+    InvalidSecondFactor,
+    /// Too many wrong codes: the account is locked for a while.
+    #[error("rate limited")]
+    RateLimited { retry_after_secs: u64 },
     #[error(transparent)]
     Failure(#[from] Failure),
 }
@@ -38,6 +52,9 @@ impl ResetPasswordError {
         match self {
             Self::InvalidToken => "invalid_token",
             Self::WeakPassword(_) => "weak_password",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::InvalidSecondFactor => "invalid_second_factor",
+            Self::RateLimited { .. } => "rate_limited",
             Self::Failure(_) => "error",
         }
     }
@@ -64,6 +81,7 @@ impl AccountService {
         ResetPassword {
             token,
             new_password,
+            proof,
         }: ResetPassword,
         ctx: &RequestContext,
     ) -> Result<(), ResetPasswordError> {
@@ -80,8 +98,22 @@ impl AccountService {
             return Err(ResetPasswordError::InvalidToken);
         };
         self.policy.check(&new_password, &user.email)?;
-        // An account's second factor, once enrolled, is checked here: a reset
-        // proves the mailbox, never the factor.
+        // A reset proves the mailbox, never the second factor.
+        if user.second_factor {
+            let Some(proof) = &proof else {
+                return Err(ResetPasswordError::SecondFactorRequired);
+            };
+            match self.confirm_factor(&user, proof, ctx).await {
+                Ok(_) => {}
+                Err(Confirmation::Wrong) => return Err(ResetPasswordError::InvalidSecondFactor),
+                Err(Confirmation::RateLimited(limited)) => {
+                    return Err(ResetPasswordError::RateLimited {
+                        retry_after_secs: limited.retry_after_secs,
+                    });
+                }
+                Err(Confirmation::Failure(failure)) => return Err(failure.into()),
+            }
+        }
         let password_hash = self.ports.hasher.hash(&new_password).await?;
 
         let now = self.ports.clock.now();

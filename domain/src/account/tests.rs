@@ -62,6 +62,8 @@ fn principal(pair: &TokenPair) -> Principal {
         user_id: pair.user.id,
         session_id: pair.session_id,
         expires_at: pair.access_expires_at,
+        amr: crate::amr::AuthMethods::of(&[crate::amr::AuthMethod::Pwd]),
+        auth_time: pair.issued_at,
     }
 }
 
@@ -192,6 +194,7 @@ async fn forgot_password_queues_nothing_for_an_unknown_address_and_voids_older_l
             ResetPassword {
                 token: older,
                 new_password: Password::new(NEW_PASSWORD.to_owned()),
+                proof: None,
             },
             &ctx(),
         )
@@ -221,6 +224,7 @@ async fn a_reset_applies_the_policy_ends_every_session_and_works_once() {
             ResetPassword {
                 token: token.clone(),
                 new_password: Password::new("short".to_owned()),
+                proof: None,
             },
             &ctx(),
         )
@@ -233,6 +237,7 @@ async fn a_reset_applies_the_policy_ends_every_session_and_works_once() {
             ResetPassword {
                 token: token.clone(),
                 new_password: Password::new(NEW_PASSWORD.to_owned()),
+                proof: None,
             },
             &ctx(),
         )
@@ -254,6 +259,7 @@ async fn a_reset_applies_the_policy_ends_every_session_and_works_once() {
             ResetPassword {
                 token,
                 new_password: Password::new("yet another passphrase 3".to_owned()),
+                proof: None,
             },
             &ctx(),
         )

@@ -41,11 +41,17 @@ pub enum AuthEventKind {
     EmailChanged,
     AccountDeleted,
     AccountExported,
+    SecondFactorRequired,
+    SecondFactorFailed,
+    SecondFactorEnabled,
+    SecondFactorDisabled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
 }
 
 impl AuthEventKind {
     /// Every kind, for parsing and documentation.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 25] = [
         Self::SignUp,
         Self::LoginSucceeded,
         Self::LoginFailed,
@@ -65,6 +71,12 @@ impl AuthEventKind {
         Self::EmailChanged,
         Self::AccountDeleted,
         Self::AccountExported,
+        Self::SecondFactorRequired,
+        Self::SecondFactorFailed,
+        Self::SecondFactorEnabled,
+        Self::SecondFactorDisabled,
+        Self::RecoveryCodesRegenerated,
+        Self::RecoveryCodeUsed,
     ];
 
     /// The stored, stable name (OWASP logging vocabulary style).
@@ -89,6 +101,12 @@ impl AuthEventKind {
             Self::EmailChanged => "email_changed",
             Self::AccountDeleted => "account_deleted",
             Self::AccountExported => "account_exported",
+            Self::SecondFactorRequired => "second_factor_required",
+            Self::SecondFactorFailed => "second_factor_failed",
+            Self::SecondFactorEnabled => "second_factor_enabled",
+            Self::SecondFactorDisabled => "second_factor_disabled",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::RecoveryCodeUsed => "recovery_code_used",
         }
     }
 
@@ -115,7 +133,10 @@ impl AuthEventKind {
             | Self::PasswordResetCompleted
             | Self::PasswordChanged
             | Self::EmailChanged
-            | Self::AccountDeleted => Severity::Notice,
+            | Self::AccountDeleted
+            | Self::SecondFactorFailed
+            | Self::SecondFactorDisabled
+            | Self::RecoveryCodeUsed => Severity::Notice,
             _ => Severity::Info,
         }
     }

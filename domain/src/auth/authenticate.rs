@@ -2,6 +2,7 @@
 //! storage round trip, and record the refusals.
 
 use super::AuthService;
+use crate::amr::AuthMethods;
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::token::TokenRejection;
@@ -21,6 +22,8 @@ impl AuthService {
             user_id: claims.user_id,
             session_id: claims.session_id,
             expires_at: claims.expires_at,
+            amr: AuthMethods::of(&claims.amr),
+            auth_time: claims.auth_time,
         })
     }
 

@@ -3,11 +3,14 @@
 use time::OffsetDateTime;
 
 use super::{AuthService, TokenPair, record_outcome};
-use crate::audit::AuthEventKind;
+use crate::amr::AuthMethod;
+use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::RequestContext;
 use crate::email::Email;
 use crate::error::Failure;
 use crate::limits::{Bucket, GuardError, LoginAttempt, RateLimited};
+use crate::mfa::{CHALLENGE_TTL, Challenge};
+use crate::one_time::OneTimeToken;
 use crate::password::{Password, Verification};
 use crate::user::User;
 
@@ -27,6 +30,13 @@ pub enum LogInError {
     /// service requires it. Only ever told after a right password.
     #[error("email not verified")]
     EmailNotVerified,
+    /// The password is right and the account has a second factor: the
+    /// log-in continues at the second step with this challenge token.
+    #[error("second factor required")]
+    SecondFactorRequired {
+        mfa_token: OneTimeToken,
+        methods: Vec<&'static str>,
+    },
     /// Too many attempts from this client, or the account (existing or not)
     /// is locked after repeated failures; the right password gets this too.
     #[error("rate limited")]
@@ -41,6 +51,7 @@ impl LogInError {
         match self {
             Self::InvalidCredentials => "invalid_credentials",
             Self::EmailNotVerified => "email_not_verified",
+            Self::SecondFactorRequired { .. } => "second_factor_required",
             Self::RateLimited { .. } => "rate_limited",
             Self::Failure(_) => "error",
         }
@@ -121,9 +132,51 @@ impl AuthService {
         } else {
             user
         };
+        if user.second_factor {
+            return Err(self.challenge(&user, now, ctx).await?);
+        }
         Ok(self
-            .open_session(user, now, ctx, AuthEventKind::LoginSucceeded)
+            .open_session(
+                user,
+                now,
+                ctx,
+                AuthEventKind::LoginSucceeded,
+                vec![AuthMethod::Pwd],
+            )
             .await?)
+    }
+
+    /// Opens the second step of `user`'s log-in: a challenge of its own,
+    /// single use, for a few minutes and a few tries.
+    async fn challenge(
+        &self,
+        user: &User,
+        now: OffsetDateTime,
+        ctx: &RequestContext,
+    ) -> Result<LogInError, Failure> {
+        let token = self.ports.secrets.one_time_token();
+        let challenge = Challenge {
+            user: user.id,
+            expires_at: now + CHALLENGE_TTL,
+            tries: 0,
+        };
+        self.ports
+            .mfa
+            .open_challenge(&self.ports.secrets.digest_one_time(&token), &challenge)
+            .await?;
+        self.ports.audit.record(
+            AuthEvent::new(
+                AuthEventKind::SecondFactorRequired,
+                Outcome::Success,
+                now,
+                ctx,
+            )
+            .user(user.id),
+        );
+        Ok(LogInError::SecondFactorRequired {
+            mfa_token: token,
+            methods: vec!["totp", "recovery_code"],
+        })
     }
 
     /// The account of `email`, if any, and the verification of `password`

@@ -1,6 +1,7 @@
 //! The authentication use cases, one file each: `sign_up`, `log_in`,
 //! `refresh`, `log_out`, `authenticate` (a bearer token on every protected
-//! call) and `profile` (the caller's account).
+//! call), `profile` (the caller's account) and `second_step` (the second
+//! factor of a log-in).
 //!
 //! This file holds the service, its ports and what the use cases share
 //! (opening a session and signing the token pair). Each use case file holds
@@ -12,12 +13,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::account::AccountPolicy;
+use crate::amr::AuthMethod;
 use crate::audit::{AuditSink, AuthEvent, AuthEventKind, Outcome};
 use crate::clock::Clock;
 use crate::context::RequestContext;
 use crate::error::Failure;
 use crate::ids::SessionId;
 use crate::limits::{FailureCounter, LimitPolicy, LoginGuard, RateLimiter};
+use crate::mfa::{MfaRepository, SecondFactorCrypto};
 use crate::password::{PasswordHasher, PasswordPolicy};
 use crate::session::{
     RefreshToken, RevocationCache, SecretGenerator, Session, SessionOpening, SessionPolicy,
@@ -31,11 +34,13 @@ mod log_in;
 mod log_out;
 mod profile;
 mod refresh;
+mod second_step;
 mod sign_up;
 
 pub use log_in::{LogIn, LogInError};
 pub use log_out::LogoutScope;
 pub use refresh::{Refresh, RefreshError};
+pub use second_step::{SecondStep, SecondStepError};
 pub use sign_up::{SignUp, SignUpError};
 
 /// What sign-up, log-in and refresh hand back.
@@ -64,6 +69,8 @@ pub struct AuthPorts {
     pub audit: Arc<dyn AuditSink>,
     pub limiter: Arc<dyn RateLimiter>,
     pub failures: Arc<dyn FailureCounter>,
+    pub mfa: Arc<dyn MfaRepository>,
+    pub factors: Arc<dyn SecondFactorCrypto>,
 }
 
 /// The authentication use cases.
@@ -117,16 +124,18 @@ impl AuthService {
         &self.sessions
     }
 
-    /// Opens a session for `user` with its first refresh token and the
-    /// event `kind`, committed together, and signs the pair.
+    /// Opens a session for `user`, who proved `amr`, with its first refresh
+    /// token and the event `kind`, committed together, and signs the pair.
     async fn open_session(
         &self,
         user: User,
         now: OffsetDateTime,
         ctx: &RequestContext,
         kind: AuthEventKind,
+        amr: Vec<AuthMethod>,
     ) -> Result<TokenPair, Failure> {
-        let session = Session::open(user.id, now, &self.sessions, ctx.client.clone());
+        let session =
+            Session::open(user.id, now, &self.sessions, ctx.client.clone()).proven_by(amr);
         let refresh = self.ports.secrets.refresh_token();
         let hash = self.ports.secrets.digest(&refresh);
         let event = AuthEvent::new(kind, Outcome::Success, now, ctx)
@@ -158,6 +167,8 @@ impl AuthService {
             user_id: user.id,
             session_id: session.id,
             email_verified: user.email_verified,
+            amr: session.amr.clone(),
+            auth_time: session.auth_time,
             token_id: Uuid::new_v4(),
             issued_at: now,
             not_before: now,

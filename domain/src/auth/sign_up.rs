@@ -85,6 +85,7 @@ impl AuthService {
             email,
             password_hash,
             email_verified_at: None,
+            second_factor: false,
             created_at: now,
             updated_at: now,
         };

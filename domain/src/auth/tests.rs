@@ -74,6 +74,8 @@ fn harness_from(budget: u32, sessions: SessionPolicy) -> Harness {
         audit,
         limiter: Arc::new(CountingLimiter::new(budget)),
         failures: Arc::new(ClockedFailures::new(clock.clone())),
+        mfa: store.clone(),
+        factors: Arc::new(FakeFactors),
     };
     let policy = PasswordPolicy::new(15, ["password1234567890".to_owned()]).unwrap();
     Harness {

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use time::{Duration, OffsetDateTime};
 
+use crate::amr::AuthMethod;
 use crate::audit::AuthEvent;
 use crate::context::ClientInfo;
 use crate::error::Failure;
@@ -131,11 +132,13 @@ pub enum RevokeReason {
     EmailChanged,
     /// The account was deleted.
     AccountDeleted,
+    /// A second factor was removed.
+    SecondFactorRemoved,
 }
 
 impl RevokeReason {
     /// Every reason.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Logout,
         Self::LogoutAll,
         Self::LogoutOthers,
@@ -145,6 +148,7 @@ impl RevokeReason {
         Self::PasswordChanged,
         Self::EmailChanged,
         Self::AccountDeleted,
+        Self::SecondFactorRemoved,
     ];
 
     /// The stored, stable name.
@@ -159,6 +163,7 @@ impl RevokeReason {
             Self::PasswordChanged => "password_changed",
             Self::EmailChanged => "email_changed",
             Self::AccountDeleted => "account_deleted",
+            Self::SecondFactorRemoved => "second_factor_removed",
         }
     }
 
@@ -182,6 +187,10 @@ pub struct Session {
     pub revoked_at: Option<OffsetDateTime>,
     pub revoked_reason: Option<RevokeReason>,
     pub client: ClientInfo,
+    /// What the user proved when the session was opened (RFC 8176).
+    pub amr: Vec<AuthMethod>,
+    /// When the user last proved who they are (the opening, for now).
+    pub auth_time: OffsetDateTime,
 }
 
 impl Session {
@@ -203,7 +212,16 @@ impl Session {
             revoked_at: None,
             revoked_reason: None,
             client,
+            amr: vec![AuthMethod::Pwd],
+            auth_time: now,
         }
+    }
+
+    /// The same session, opened after proving `amr`.
+    #[must_use]
+    pub fn proven_by(mut self, amr: Vec<AuthMethod>) -> Self {
+        self.amr = amr;
+        self
     }
 
     /// Neither revoked nor expired at `now`.

@@ -20,6 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Header, Validation};
+use portcullis_domain::amr::AuthMethod;
 use portcullis_domain::error::Failure;
 use portcullis_domain::ids::SessionId;
 use portcullis_domain::ids::UserId;
@@ -161,8 +162,18 @@ impl JwtTokens {
         }
         self.check_times(exp, nbf, iat, now)?;
 
+        let amr = claims.amr.as_deref().map_or_else(
+            || vec![AuthMethod::Pwd],
+            |names| names.iter().filter_map(|n| AuthMethod::parse(n)).collect(),
+        );
+        let auth_time = match claims.auth_time {
+            Some(at) => timestamp(seconds(at)?)?,
+            None => timestamp(iat)?,
+        };
         Ok(AccessClaims {
             email_verified: claims.email_verified,
+            amr,
+            auth_time,
             user_id: UserId::from_uuid(uuid(&claims.sub)?),
             session_id: SessionId::from_uuid(uuid(&claims.sid)?),
             token_id: uuid(&claims.jti)?,
@@ -224,6 +235,8 @@ impl TokenIssuer for JwtTokens {
             nbf: claims.not_before.unix_timestamp(),
             exp: claims.expires_at.unix_timestamp(),
             email_verified: claims.email_verified,
+            amr: claims.amr.iter().map(|m| m.as_str()).collect(),
+            auth_time: claims.auth_time.unix_timestamp(),
         };
         jsonwebtoken::encode(&header, &body, self.keys.signing_key())
             .map(AccessToken::new)
@@ -305,6 +318,8 @@ struct OutgoingClaims<'a> {
     nbf: i64,
     exp: i64,
     email_verified: bool,
+    amr: Vec<&'static str>,
+    auth_time: i64,
 }
 
 /// Typed so that a missing claim, a claim of the wrong JSON type (`exp` as a
@@ -322,6 +337,12 @@ struct IncomingClaims {
     /// Absent from tokens signed before the claim existed: unverified.
     #[serde(default)]
     email_verified: bool,
+    /// Absent from tokens signed before the claim existed: a password.
+    #[serde(default)]
+    amr: Option<Vec<String>>,
+    /// Absent from tokens signed before the claim existed: `iat`.
+    #[serde(default)]
+    auth_time: Option<u64>,
 }
 
 fn rejection(kind: &ErrorKind) -> TokenRejection {
@@ -377,6 +398,8 @@ mod tests {
         let at = at.replace_nanosecond(0).unwrap();
         AccessClaims {
             email_verified: false,
+            amr: vec![AuthMethod::Pwd],
+            auth_time: at,
             user_id: UserId::new(),
             session_id: SessionId::new(),
             token_id: Uuid::new_v4(),

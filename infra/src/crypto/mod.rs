@@ -6,12 +6,16 @@
 //! `SecretGenerator`, `TokenIssuer`, `TokenVerifier`). No secret (password,
 //! hash, token, key) is ever logged from here.
 
+mod data_key;
 mod jwt;
-mod keys;
+pub(crate) mod keys;
 mod password;
 mod secrets;
+mod totp;
 
+pub use data_key::{DataKey, generate_data_key};
 pub use jwt::{JwtConfig, JwtTokens};
 pub use keys::{Jwks, PublicJwk, SigningKeys, generate_ed25519_pem, generate_hs256_secret};
 pub use password::{Argon2Backend, Argon2Hasher, HashPoolConfig};
 pub use secrets::RandomSecrets;
+pub use totp::TotpFactors;

@@ -13,6 +13,7 @@ mod entity;
 mod error;
 mod event_repository;
 mod files;
+mod mfa_repository;
 mod outbox;
 mod session;
 mod task_repository;
@@ -36,6 +37,7 @@ use tokio::sync::Mutex;
 pub use account_repository::SeaOrmAccountRepository;
 pub use event_repository::SeaOrmAuthEventRepository;
 pub use files::{ensure_data_dir, prepare_sqlite_file};
+pub use mfa_repository::SeaOrmMfaRepository;
 pub use outbox::{Claimed, OutboxCounts, SeaOrmOutbox};
 pub use session::SeaOrmSessionRepository;
 pub use task_repository::SeaOrmTaskRepository;
@@ -300,6 +302,11 @@ impl Database {
     /// The account repository (tokens of email links, account changes).
     pub fn accounts(&self) -> SeaOrmAccountRepository {
         SeaOrmAccountRepository::new(self.clone())
+    }
+
+    /// Second factors, recovery codes and log-in challenges.
+    pub fn mfa(&self) -> SeaOrmMfaRepository {
+        SeaOrmMfaRepository::new(self.clone())
     }
 
     /// The outbox, as the delivery worker sees it.

@@ -29,7 +29,8 @@ use super::write::Decision;
 /// `/users/me` and every refresh read a profile without a database round
 /// trip. A change made through this instance drops the entry at once; one
 /// made by another instance (an email change, a confirmation) shows here
-/// after at most [`ProfileCache::TTL`]. Bounded; an evicted profile is read
+/// after at most [`ProfileCache::TTL`]. While the database is unreachable
+/// the last profile read is served. Bounded; an evicted profile is read
 /// again.
 #[derive(Clone)]
 pub(crate) struct ProfileCache(Arc<Cache<UserId, (Profile, Instant)>>);
@@ -44,11 +45,11 @@ impl ProfileCache {
         Self(Arc::new(Cache::new(Self::CAPACITY)))
     }
 
-    fn get(&self, id: UserId) -> Option<Profile> {
+    /// The cached profile and whether it is still fresh.
+    fn get(&self, id: UserId) -> Option<(Profile, bool)> {
         self.0
             .get(&id)
-            .filter(|(_, read)| read.elapsed() < Self::TTL)
-            .map(|(profile, _)| profile)
+            .map(|(profile, read)| (profile, read.elapsed() < Self::TTL))
     }
 
     fn put(&self, profile: Profile) {
@@ -87,6 +88,7 @@ impl UserRepository for SeaOrmUserRepository {
             email: Set(user.email.as_str().to_owned()),
             password_hash: Set(user.password_hash.as_str().to_owned()),
             email_verified_at: Set(user.email_verified_at.map(to_millis)),
+            second_factor: Set(user.second_factor),
             created_at: Set(to_millis(user.created_at)),
             updated_at: Set(to_millis(user.updated_at)),
         };
@@ -136,14 +138,30 @@ impl UserRepository for SeaOrmUserRepository {
 
     async fn find_profile(&self, id: UserId) -> Result<Option<Profile>, Failure> {
         let profiles = self.db.profiles();
-        if let Some(profile) = profiles.get(id) {
-            return Ok(Some(profile));
+        let cached = profiles.get(id);
+        if let Some((profile, true)) = &cached {
+            return Ok(Some(profile.clone()));
         }
-        let profile = self.find_by_id(id).await?.map(|user| user.profile());
-        if let Some(profile) = &profile {
-            profiles.put(profile.clone());
+        match self.find_by_id(id).await {
+            Ok(found) => {
+                let profile = found.map(|user| user.profile());
+                match &profile {
+                    Some(profile) => profiles.put(profile.clone()),
+                    None => profiles.forget(id),
+                }
+                Ok(profile)
+            }
+            // While the database is unreachable, the last profile read is
+            // better than an error: it can only be stale by a change made
+            // elsewhere, and the session it serves is checked separately.
+            Err(error) => match cached {
+                Some((profile, _)) => {
+                    tracing::debug!(%error, "profile served from memory while the database fails");
+                    Ok(Some(profile))
+                }
+                None => Err(error),
+            },
         }
-        Ok(profile)
     }
 
     async fn update_password_hash(
@@ -170,6 +188,7 @@ pub(crate) fn to_domain(row: user::Model) -> Result<User, Failure> {
         email: Email::from_trusted(row.email),
         password_hash: PasswordHash::new(row.password_hash),
         email_verified_at: from_millis_opt(row.email_verified_at)?,
+        second_factor: row.second_factor,
         created_at: from_millis(row.created_at)?,
         updated_at: from_millis(row.updated_at)?,
     })

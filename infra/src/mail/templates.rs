@@ -14,7 +14,7 @@ use anyhow::{Context, bail};
 use portcullis_domain::mail::MailKind;
 
 /// The compiled-in templates: (kind, text, html).
-const DEFAULTS: [(MailKind, &str, &str); 8] = [
+const DEFAULTS: [(MailKind, &str, &str); 12] = [
     (
         MailKind::VerifyEmail,
         include_str!("templates/verify_email.txt"),
@@ -54,6 +54,26 @@ const DEFAULTS: [(MailKind, &str, &str); 8] = [
         MailKind::AccountDeleted,
         include_str!("templates/account_deleted.txt"),
         include_str!("templates/account_deleted.html"),
+    ),
+    (
+        MailKind::SecondFactorEnabled,
+        include_str!("templates/second_factor_enabled.txt"),
+        include_str!("templates/second_factor_enabled.html"),
+    ),
+    (
+        MailKind::SecondFactorDisabled,
+        include_str!("templates/second_factor_disabled.txt"),
+        include_str!("templates/second_factor_disabled.html"),
+    ),
+    (
+        MailKind::RecoveryCodesRegenerated,
+        include_str!("templates/recovery_codes_regenerated.txt"),
+        include_str!("templates/recovery_codes_regenerated.html"),
+    ),
+    (
+        MailKind::RecoveryCodeUsed,
+        include_str!("templates/recovery_code_used.txt"),
+        include_str!("templates/recovery_code_used.html"),
     ),
 ];
 

@@ -73,6 +73,8 @@ pub(crate) fn now() -> OffsetDateTime {
 pub(crate) fn access_claims(at: OffsetDateTime) -> AccessClaims {
     AccessClaims {
         email_verified: false,
+        amr: vec![portcullis_domain::amr::AuthMethod::Pwd],
+        auth_time: at,
         user_id: UserId::new(),
         session_id: SessionId::new(),
         token_id: Uuid::new_v4(),

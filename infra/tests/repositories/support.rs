@@ -207,6 +207,7 @@ pub(crate) fn user_with_email(email: &str) -> User {
         email: Email::parse(email).expect("valid email"),
         password_hash: PasswordHash::new("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".to_owned()),
         email_verified_at: None,
+        second_factor: false,
         created_at: at,
         updated_at: at,
     }

@@ -25,6 +25,7 @@ mod limits;
 mod mail_delivery;
 mod password_hashes;
 mod refresh;
+mod second_factors;
 mod sessions;
 mod signup_login;
 mod slow_clients;

@@ -9,16 +9,21 @@ use portcullis_domain::context::RequestContext;
 use super::{EXAMPLE_TOKEN, PasswordField, TokenField, invalid_token, parse_token, password};
 use crate::problem::{ApiError, problem_responses};
 use crate::routes::bounded::Bounded;
-use crate::routes::common::failure;
+use crate::routes::common::{failure, rate_limited};
+use crate::routes::mfa::{RecoveryCodeField, TotpCodeField, invalid_code, proof_of};
 
 /// The token of the link and the new password.
 #[derive(Debug, Object)]
-#[oai(example)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct ResetPasswordRequest {
     /// The 43 characters after `#token=` in the link.
     pub token: TokenField,
     /// The new password, under the same policy as at sign-up.
     pub new_password: PasswordField,
+    /// For an account with a second factor: six digits from the app...
+    pub totp_code: Option<TotpCodeField>,
+    /// ...or one of its recovery codes.
+    pub recovery_code: Option<RecoveryCodeField>,
 }
 
 impl poem_openapi::types::Example for ResetPasswordRequest {
@@ -26,6 +31,8 @@ impl poem_openapi::types::Example for ResetPasswordRequest {
         Self {
             token: Bounded(EXAMPLE_TOKEN.to_owned()),
             new_password: Bounded("a brand new passphrase at dusk".to_owned()),
+            totp_code: None,
+            recovery_code: None,
         }
     }
 }
@@ -39,9 +46,11 @@ pub enum ResetPasswordResponse {
 
 problem_responses!(ResetPasswordErrors {
     BadRequest = 400 => "The body is not valid JSON, or the token is invalid, used or expired (`invalid_token`).",
+    Forbidden = 403 => "The account has a second factor: a code is missing (`second_factor_required`), or wrong, replayed or spent (`invalid_second_factor`).",
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
     Unprocessable = 422 => "The new password breaks the policy; `code` names the rule.",
+    TooManyRequests = 429, retry_after: u32 => "Too many wrong codes: the account is locked for a while.",
     Internal = 500 => "An internal error.",
     Unavailable = 503, retry_after: u32 => "The service is overloaded or its database is unreachable.",
 });
@@ -55,6 +64,13 @@ impl From<ResetPasswordError> for ResetPasswordErrors {
                 rejection.code(),
                 rejection.to_string(),
             ),
+            ResetPasswordError::SecondFactorRequired => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "second_factor_required",
+                "This account has two-step sign-in: add a code from the authenticator app, or a recovery code.",
+            ),
+            ResetPasswordError::InvalidSecondFactor => invalid_code(),
+            ResetPasswordError::RateLimited { retry_after_secs } => rate_limited(retry_after_secs),
             ResetPasswordError::Failure(error) => failure(&error),
         }
         .into()
@@ -68,12 +84,14 @@ pub async fn reset_password(
     body: ResetPasswordRequest,
 ) -> Result<ResetPasswordResponse, ResetPasswordErrors> {
     let token = parse_token(body.token)?;
+    let proof = proof_of(body.totp_code, body.recovery_code)?;
     let new_password = password(body.new_password);
     account
         .reset_password(
             ResetPassword {
                 token,
                 new_password,
+                proof,
             },
             ctx,
         )
@@ -98,6 +116,20 @@ mod tests {
             (
                 ResetPasswordError::WeakPassword(PasswordRejection::Common),
                 Answer::new(422, "password_common", None),
+            ),
+            (
+                ResetPasswordError::SecondFactorRequired,
+                Answer::new(403, "second_factor_required", None),
+            ),
+            (
+                ResetPasswordError::InvalidSecondFactor,
+                Answer::new(403, "invalid_second_factor", None),
+            ),
+            (
+                ResetPasswordError::RateLimited {
+                    retry_after_secs: 7,
+                },
+                Answer::new(429, "rate_limited", Some("7")),
             ),
         ];
         cases.extend(failure_cases().map(|(f, a)| (ResetPasswordError::Failure(f), a)));

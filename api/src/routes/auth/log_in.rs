@@ -23,7 +23,7 @@ pub enum LogInResponse {
 
 problem_responses!(LogInErrors {
     BadRequest = 400 => "The body is not valid JSON or misses a field.",
-    Unauthorized = 401 => "The email or password is incorrect (`invalid_credentials`), whatever the cause.",
+    Unauthorized = 401 => "The email or password is incorrect (`invalid_credentials`), whatever the cause; or the password is right and the account has a second factor (`mfa_required`, with `mfa_token` and `methods`: continue at `POST /api/v1/auth/mfa/verify`).",
     Forbidden = 403 => "The password is right but the address is not confirmed yet and the service requires it (`email_not_verified`).",
     PayloadTooLarge = 413 => "The body exceeds 16 KiB.",
     UnsupportedMediaType = 415 => "The body is not `application/json`.",
@@ -46,6 +46,12 @@ impl From<LogInError> for LogInErrors {
                 "email_not_verified",
                 "Confirm your email address with the link we sent, then log in again.",
             ),
+            LogInError::SecondFactorRequired { mfa_token, methods } => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "The password is right; this account also needs its second factor.",
+            )
+            .second_step(mfa_token.expose(), &methods),
             LogInError::RateLimited { retry_after_secs } => rate_limited(retry_after_secs),
             LogInError::Failure(error) => failure(&error),
         }
@@ -93,6 +99,15 @@ mod tests {
             (
                 LogInError::EmailNotVerified,
                 Answer::new(403, "email_not_verified", None),
+            ),
+            (
+                LogInError::SecondFactorRequired {
+                    mfa_token: portcullis_domain::one_time::OneTimeToken::from_generated(
+                        "A".repeat(43),
+                    ),
+                    methods: vec!["totp"],
+                },
+                Answer::new(401, "mfa_required", None),
             ),
             (
                 LogInError::RateLimited {

@@ -18,6 +18,10 @@ pub struct VerifyBody {
     pub session_id: Uuid,
     /// When the presented access token expires.
     pub expires_at: time::OffsetDateTime,
+    /// What the session's user proved (RFC 8176 `amr`).
+    pub amr: Vec<String>,
+    /// When they last proved it (`auth_time`).
+    pub auth_time: time::OffsetDateTime,
 }
 
 impl VerifyBody {
@@ -26,6 +30,8 @@ impl VerifyBody {
             user_id: Uuid::nil(),
             session_id: Uuid::nil(),
             expires_at: time::OffsetDateTime::UNIX_EPOCH,
+            amr: vec!["pwd".to_owned(), "otp".to_owned(), "mfa".to_owned()],
+            auth_time: time::OffsetDateTime::UNIX_EPOCH,
         }
     }
 }
@@ -44,6 +50,10 @@ pub enum VerifyResponse {
         Json<VerifyBody>,
         #[oai(header = "X-User-Id")] String,
         #[oai(header = "X-Session-Id")] String,
+        /// What the session's user proved (RFC 8176 `amr`), comma-separated:
+        /// `pwd`, or `pwd,otp,mfa` after a second factor.
+        #[oai(header = "X-Auth-Methods")]
+        String,
     ),
 }
 
@@ -55,13 +65,23 @@ problem_responses!(VerifyErrors {
 
 /// The identity of `principal`, in the body and in headers.
 pub fn verify(principal: Principal) -> Result<VerifyResponse, VerifyErrors> {
+    let amr: Vec<String> = principal
+        .amr
+        .to_vec()
+        .into_iter()
+        .map(|m| m.as_str().to_owned())
+        .collect();
+    let header = amr.join(",");
     Ok(VerifyResponse::Ok(
         Json(VerifyBody {
             user_id: principal.user_id.as_uuid(),
             session_id: principal.session_id.as_uuid(),
             expires_at: principal.expires_at,
+            amr,
+            auth_time: principal.auth_time,
         }),
         principal.user_id.to_string(),
         principal.session_id.to_string(),
+        header,
     ))
 }

@@ -22,6 +22,8 @@ use super::{Ed25519Key, generate_ed25519, thumbprint};
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
 const FILE_PREFIX: &str = "ed25519-";
+/// The file of the data key, in the same directory (see `crypto::data_key`).
+pub(crate) const DATA_KEY_FILE: &str = "data.key";
 const FILE_TIME: &[FormatItem<'static>] =
     format_description!("[year][month][day]T[hour][minute][second]Z");
 /// `yyyymmddThhmmssZ`.
@@ -37,7 +39,7 @@ const OPEN_WRITE: u32 = 0o022;
 /// Anyone who can write to the directory can plant a key that then signs
 /// tokens, so the start is refused when it is a symlink, not a directory, or
 /// writable by group or others. Readable by group or others is warned about.
-pub(super) fn ensure_key_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn ensure_key_dir(dir: &Path) -> anyhow::Result<()> {
     match fs::symlink_metadata(dir) {
         Ok(meta) if meta.file_type().is_symlink() => bail!(
             "refusing to start: the signing key directory {} is a symlink; \
@@ -101,6 +103,10 @@ pub(super) fn key_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
             );
         };
         if name.starts_with(&format!(".{FILE_PREFIX}")) && name.ends_with(".pem.tmp") {
+            continue;
+        }
+        // The data key lives beside the signing keys; `data_key.rs` checks it.
+        if name == DATA_KEY_FILE || name == format!(".{DATA_KEY_FILE}.tmp") {
             continue;
         }
         if !(name.starts_with(FILE_PREFIX) && name.ends_with(".pem")) {

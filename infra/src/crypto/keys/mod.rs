@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 use super::secrets::random_base64url_32;
 
-mod files;
+pub(crate) mod files;
 
 use files::{create_key_file, ensure_key_dir, key_files, pem_encode, read_key_file};
 #[cfg(test)]

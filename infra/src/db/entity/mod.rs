@@ -9,8 +9,11 @@
 pub(crate) mod account_token;
 pub(crate) mod auth_event;
 pub(crate) mod email_outbox;
+pub(crate) mod mfa_challenge;
+pub(crate) mod recovery_code;
 pub(crate) mod refresh_token;
 pub(crate) mod session;
 pub(crate) mod session_revocation;
 pub(crate) mod task;
+pub(crate) mod totp_factor;
 pub(crate) mod user;

@@ -17,6 +17,11 @@ pub struct Model {
     pub revoked_reason: Option<String>,
     pub user_agent: Option<String>,
     pub client_ip: Option<String>,
+    /// RFC 8176 methods separated by spaces; NULL on sessions older than
+    /// the column (a password).
+    pub amr: Option<String>,
+    /// NULL on sessions older than the column (their opening).
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

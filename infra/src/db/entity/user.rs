@@ -14,6 +14,8 @@ pub struct Model {
     pub created_at: i64,
     /// When the current address was confirmed; NULL until it is.
     pub email_verified_at: Option<i64>,
+    /// Whether TOTP is active.
+    pub second_factor: bool,
     pub updated_at: i64,
 }
 
@@ -26,6 +28,7 @@ impl std::fmt::Debug for Model {
             .field("password_hash", &"[redacted]")
             .field("created_at", &self.created_at)
             .field("email_verified_at", &self.email_verified_at)
+            .field("second_factor", &self.second_factor)
             .field("updated_at", &self.updated_at)
             .finish()
     }

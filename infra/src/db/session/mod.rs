@@ -14,6 +14,7 @@
 //! same transaction: `revocations.rs`.
 
 use async_trait::async_trait;
+use portcullis_domain::amr::AuthMethod;
 use portcullis_domain::audit::AuthEvent;
 use portcullis_domain::context::ClientInfo;
 use portcullis_domain::error::Failure;
@@ -398,6 +399,8 @@ pub(super) fn session_row(session: &Session) -> session::ActiveModel {
         revoked_reason: Set(session.revoked_reason.map(|r| r.as_str().to_owned())),
         user_agent: Set(session.client.user_agent().map(str::to_owned)),
         client_ip: Set(session.client.ip().map(str::to_owned)),
+        amr: Set(Some(AuthMethod::join(&session.amr))),
+        auth_time: Set(Some(to_millis(session.auth_time))),
     }
 }
 
@@ -418,6 +421,12 @@ pub(crate) fn to_domain(row: session::Model) -> Result<Session, Failure> {
         revoked_at: from_millis_opt(row.revoked_at)?,
         revoked_reason,
         client: ClientInfo::new(row.user_agent.as_deref(), row.client_ip),
+        // Sessions from before the columns were opened with a password.
+        amr: row
+            .amr
+            .as_deref()
+            .map_or_else(|| vec![AuthMethod::Pwd], AuthMethod::split),
+        auth_time: from_millis(row.auth_time.unwrap_or(row.created_at))?,
     })
 }
 
