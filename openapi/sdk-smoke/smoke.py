@@ -3,7 +3,9 @@
 address through the emailed link, log in, me, refresh, create and list tasks,
 log out, and the 401 afterwards; then reset the password through the emailed
 link: the old access token gets 401, the new password logs in, and the link
-works only once.
+works only once; then turn TOTP on (codes computed here, RFC 6238) and log in
+with the second step: a TOTP code (amr pwd, otp, mfa) and a recovery code,
+which works once.
 
 Usage: PYTHONPATH=.generated/python PORTCULLIS_URL=http://127.0.0.1:8080 MAIL_DIR=/path/to/data/mail python smoke.py
 The server must run without SMTP (it writes its emails as .eml files into
@@ -12,9 +14,13 @@ MAIL_DIR) and with its PUBLIC_URL equal to PORTCULLIS_URL.
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import email.utils
+import hashlib
+import hmac
+import json
 import os
 import random
 import re
@@ -27,22 +33,30 @@ from typing import NoReturn, TypeVar
 from portcullis_client import AuthenticatedClient, Client
 from portcullis_client.api.account import forgot_password, reset_password, verify_email
 from portcullis_client.api.auth import log_in, log_out, refresh_tokens, sign_up
+from portcullis_client.api.mfa import confirm_totp, enrol_totp, get_mfa, verify_mfa
 from portcullis_client.api.tasks import create_task, list_tasks, update_task
 from portcullis_client.api.users import get_me
 from portcullis_client.models import (
     AcceptedBody,
+    ConfirmTotpRequest,
     Credentials,
+    EnrolTotpRequest,
+    FactorState,
     ForgotPasswordRequest,
     LogoutBody,
     LogoutScopeParam,
+    MfaStatusBody,
     NewTask,
     Problem,
+    RecoveryCodesBody,
     RefreshRequest,
     ResetPasswordRequest,
+    SecondStepRequest,
     TaskBody,
     TaskPageBody,
     TaskUpdate,
     TokenPairBody,
+    TotpEnrolmentBody,
     UserBody,
     VerifiedBody,
     VerifyEmailRequest,
@@ -73,6 +87,40 @@ def expect_no_content(step: str, response: Response[U]) -> None:
         fail(step, f"status {response.status_code}, expected 204: {response.content!r}")
     if response.content:
         fail(step, f"a 204 with a body: {response.content!r}")
+
+
+TOTP_STEP_S = 30
+
+
+def totp_code(secret: str, counter: int) -> str:
+    """The 6-digit TOTP code (RFC 6238: HMAC-SHA1) of the base32 `secret` for the time step `counter`."""
+    key = base64.b32decode(secret.upper() + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, counter.to_bytes(8, "big"), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[offset : offset + 4], 'big') & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+def current_totp_step() -> int:
+    """The TOTP time step of now."""
+    return int(time.time()) // TOTP_STEP_S
+
+
+# RFC 6238 appendix B, SHA-1, T = 59 s (step 1): 94287082, of which 6 digits.
+if totp_code("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 1) != "287082":
+    raise SystemExit("Python SDK smoke test failed: the TOTP implementation fails the RFC 6238 test vector")
+
+
+def jwt_amr(step: str, token: str) -> object:
+    """The `amr` claim of the JWT `token` (its payload base64url-decoded, unverified), or None."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        fail(step, "the access token is not a JWT")
+    payload = parts[1]
+    claims: object = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    if not isinstance(claims, dict):
+        fail(step, "the JWT payload is not an object")
+    amr: object = claims.get("amr")
+    return amr
 
 
 MAIL_TIMEOUT_S = 20.0
@@ -309,10 +357,107 @@ def main() -> None:
     if reused.code != "invalid_token":
         fail("resetPassword with a used token", f"code {reused.code}")
 
+    # Second factor: TOTP on, with the session of the new password.
+    client = AuthenticatedClient(base_url=base_url, token=pair.access_token, raise_on_unexpected_status=True)
+    enrol_response = enrol_totp.sync_detailed(client=client, body=EnrolTotpRequest(current_password=new_password))
+    enrolment = expect("enrolTotp", enrol_response, HTTPStatus.CREATED, TotpEnrolmentBody)
+    if enrol_response.headers.get("cache-control") != "no-store":
+        fail("enrolTotp", "no Cache-Control: no-store")
+    secret = enrolment.secret
+    if not re.fullmatch(r"[A-Z2-7]+=*", secret):
+        fail("enrolTotp", f"the secret {secret!r} is not base32")
+    if not enrolment.otpauth_uri.startswith("otpauth://totp/") or f"secret={secret}" not in enrolment.otpauth_uri:
+        fail("enrolTotp", f"otpauth_uri {enrolment.otpauth_uri!r} is not an otpauth://totp/ URI with the secret")
+    if "<svg" not in enrolment.qr_svg:
+        fail("enrolTotp", "qr_svg is not an SVG document")
+
+    # The confirmation spends this time step; the log-in below uses the next one.
+    confirm_step = current_totp_step()
+    recovery = expect(
+        "confirmTotp",
+        confirm_totp.sync_detailed(client=client, body=ConfirmTotpRequest(code=totp_code(secret, confirm_step))),
+        HTTPStatus.OK,
+        RecoveryCodesBody,
+    )
+    recovery_codes = recovery.recovery_codes
+    if len(recovery_codes) != 10 or len(set(recovery_codes)) != 10:
+        fail("confirmTotp", f"{len(recovery_codes)} recovery codes ({len(set(recovery_codes))} distinct), expected 10")
+    if not all(re.fullmatch(r"[a-z2-7]{4}(?:-[a-z2-7]{4}){3}", code) for code in recovery_codes):
+        fail("confirmTotp", f"recovery codes not of the form xxxx-xxxx-xxxx-xxxx: {recovery_codes}")
+
+    status = expect("getMfa", get_mfa.sync_detailed(client=client), HTTPStatus.OK, MfaStatusBody)
+    if status.totp != FactorState.ACTIVE:
+        fail("getMfa", f"totp is {status.totp}, expected active")
+    if status.recovery_codes_left != 10:
+        fail("getMfa", f"recovery_codes_left is {status.recovery_codes_left}, expected 10")
+
+    def mfa_challenge(step: str) -> str:
+        """Logs in with the right password, expecting the 401 mfa_required challenge; its mfa_token."""
+        response = log_in.sync_detailed(client=anonymous, body=Credentials(email=email, password=new_password))
+        challenge = expect(step, response, HTTPStatus.UNAUTHORIZED, Problem)
+        if not response.headers.get("content-type", "").startswith("application/problem+json"):
+            fail(step, "the error is not problem+json")
+        if challenge.code != "mfa_required":
+            fail(step, f"code {challenge.code}, expected mfa_required")
+        if challenge.methods != ["totp", "recovery_code"]:
+            fail(step, f"methods {challenge.methods!r}")
+        if not isinstance(challenge.mfa_token, str) or not challenge.mfa_token:
+            fail(step, "no mfa_token")
+        return challenge.mfa_token
+
+    mfa_token = mfa_challenge("logIn with TOTP active")
+    verify_response = verify_mfa.sync_detailed(
+        client=anonymous,
+        body=SecondStepRequest(mfa_token=mfa_token, totp_code=totp_code(secret, confirm_step + 1)),
+    )
+    pair = expect("verifyMfa with a TOTP code", verify_response, HTTPStatus.OK, TokenPairBody)
+    if pair.user.email != email:
+        fail("verifyMfa with a TOTP code", "not the signed-up user")
+    if verify_response.headers.get("cache-control") != "no-store":
+        fail("verifyMfa with a TOTP code", "no Cache-Control: no-store")
+    amr = jwt_amr("verifyMfa with a TOTP code", pair.access_token)
+    if amr != ["pwd", "otp", "mfa"]:
+        fail("verifyMfa with a TOTP code", f"amr {amr!r}, expected ['pwd', 'otp', 'mfa']")
+    mfa_session = AuthenticatedClient(base_url=base_url, token=pair.access_token, raise_on_unexpected_status=True)
+    me = expect(
+        "getMe with the second-factor session", get_me.sync_detailed(client=mfa_session), HTTPStatus.OK, UserBody
+    )
+    if me.email != email:
+        fail("getMe with the second-factor session", "not the signed-up user")
+
+    recovery_code = recovery_codes[0]
+    pair = expect(
+        "verifyMfa with a recovery code",
+        verify_mfa.sync_detailed(
+            client=anonymous,
+            body=SecondStepRequest(mfa_token=mfa_challenge("logIn for a recovery code"), recovery_code=recovery_code),
+        ),
+        HTTPStatus.OK,
+        TokenPairBody,
+    )
+    if pair.user.email != email:
+        fail("verifyMfa with a recovery code", "not the signed-up user")
+
+    spent = expect(
+        "verifyMfa with a spent recovery code",
+        verify_mfa.sync_detailed(
+            client=anonymous,
+            body=SecondStepRequest(
+                mfa_token=mfa_challenge("logIn for a spent recovery code"), recovery_code=recovery_code
+            ),
+        ),
+        HTTPStatus.FORBIDDEN,
+        Problem,
+    )
+    if spent.code != "invalid_second_factor":
+        fail("verifyMfa with a spent recovery code", f"code {spent.code}, expected invalid_second_factor")
+
     print(
         "Python SDK smoke test passed: signUp, verification email, verifyEmail, getMe (email_verified), logIn, "
         "getMe, refreshTokens, createTask, updateTask, listTasks, logOut, 401, forgotPassword, reset email, "
-        "resetPassword, old token 401, logIn with the new password, used reset token 400"
+        "resetPassword, old token 401, logIn with the new password, used reset token 400, enrolTotp, confirmTotp "
+        "(10 recovery codes), getMfa (active, 10 left), logIn 401 mfa_required, verifyMfa with TOTP "
+        "(amr pwd,otp,mfa), verifyMfa with a recovery code, spent recovery code 403"
     )
 
 

@@ -3,11 +3,14 @@
 // server: sign up, confirm the email address through the emailed link, log
 // in, me, refresh, create and list tasks, log out, and the 401 afterwards;
 // then reset the password through the emailed link: the old access token
-// gets 401, the new password logs in, and the link works only once.
+// gets 401, the new password logs in, and the link works only once; then
+// turn TOTP on (codes computed here, RFC 6238) and log in with the second
+// step: a TOTP code (amr pwd, otp, mfa) and a recovery code, which works once.
 // Usage: PORTCULLIS_URL=http://127.0.0.1:8080 MAIL_DIR=/path/to/data/mail node smoke.js
 // The server must run without SMTP (it writes its emails as .eml files into
 // MAIL_DIR) and with its PUBLIC_URL equal to PORTCULLIS_URL.
 
+import { createHmac } from "node:crypto";
 import { readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import createClient, { type Middleware } from "openapi-fetch";
@@ -258,6 +261,68 @@ async function mailToken(address: string, subject: string, path: string): Promis
   throw new Error(`${step}: no "${subject}" email to ${address} in ${mailDir} after ${MAIL_TIMEOUT_MS} ms; saw:\n  ${listing}`);
 }
 
+// --- TOTP (RFC 6238: HMAC-SHA1, 6 digits, 30 s steps) and JWT claims ---
+
+const TOTP_STEP_SECONDS = 30;
+
+/** The bytes of RFC 4648 base32 `text` (padding optional, any case). */
+function base32Decode(text: string): Buffer {
+  const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+  const bytes: number[] = [];
+  let buffer = 0;
+  let bits = 0;
+  for (const char of text.replace(/=+$/, "").toUpperCase()) {
+    const index = alphabet.indexOf(char);
+    if (index < 0) {
+      throw new Error(`${step}: ${JSON.stringify(char)} is not a base32 character`);
+    }
+    buffer = ((buffer << 5) | index) & 0xffff;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes.push((buffer >> bits) & 0xff);
+    }
+  }
+  return Buffer.from(bytes);
+}
+
+/** The 6-digit TOTP code of the base32 `secret` for the time step `counter` (RFC 4226 truncation). */
+function totpCode(secret: string, counter: number): string {
+  const message = Buffer.alloc(8);
+  message.writeBigUInt64BE(BigInt(counter));
+  const mac = createHmac("sha1", base32Decode(secret)).update(message).digest();
+  const offset = mac.readUInt8(mac.length - 1) & 0x0f;
+  return ((mac.readUInt32BE(offset) & 0x7fffffff) % 1_000_000).toString().padStart(6, "0");
+}
+
+/** The TOTP time step of now. */
+function currentTotpStep(): number {
+  return Math.floor(Date.now() / 1000 / TOTP_STEP_SECONDS);
+}
+
+// RFC 6238 appendix B, SHA-1, T = 59 s (step 1): 94287082, of which 6 digits.
+if (totpCode("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ", 1) !== "287082") {
+  throw new Error("the TOTP implementation fails the RFC 6238 test vector");
+}
+
+/** The `amr` claim of the JWT `token` (its payload base64url-decoded, unverified), or undefined. */
+function jwtAmr(token: string): unknown {
+  const payload = token.split(".")[1];
+  check(payload !== undefined, "the access token is not a JWT");
+  const claims: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"));
+  check(typeof claims === "object" && claims !== null, "the JWT payload is not an object");
+  return "amr" in claims ? claims.amr : undefined;
+}
+
+function isStringArray(value: unknown): value is string[] {
+  return Array.isArray(value) && value.every((item: unknown) => typeof item === "string");
+}
+
+/** The same strings in the same order. */
+function sameStrings(value: unknown, expected: readonly string[]): boolean {
+  return isStringArray(value) && value.length === expected.length && value.every((item, i) => item === expected[i]);
+}
+
 const email = `ts-sdk-${Date.now()}-${Math.floor(Math.random() * 1e6)}@example.com`;
 const password = "correct horse battery staple 42";
 
@@ -401,8 +466,106 @@ check(reused.response.status === 400, `status ${reused.response.status}, expecte
 const reusedProblem: Problem | undefined = reused.error;
 check(reusedProblem?.code === "invalid_token", `code ${reusedProblem?.code}`);
 
+// Second factor: TOTP on, with the session of the new password.
+step = "enrolTotp";
+accessToken = newLogIn.data.access_token;
+const enrolment = await client.POST("/api/v1/users/me/mfa/totp", {
+  body: { current_password: newPassword },
+});
+check(enrolment.response.status === 201 && enrolment.data, `status ${enrolment.response.status}`);
+check(enrolment.response.headers.get("cache-control") === "no-store", "no Cache-Control: no-store");
+const totpSecret = enrolment.data.secret;
+check(/^[A-Z2-7]+=*$/.test(totpSecret), `the secret ${totpSecret} is not base32`);
+check(enrolment.data.otpauth_uri.startsWith("otpauth://totp/"), "otpauth_uri is not an otpauth://totp/ URI");
+check(
+  new URL(enrolment.data.otpauth_uri).searchParams.get("secret") === totpSecret,
+  "otpauth_uri does not carry the secret",
+);
+check(enrolment.data.qr_svg.includes("<svg"), "qr_svg is not an SVG document");
+
+step = "confirmTotp";
+// The confirmation spends this time step; the log-in below uses the next one.
+const confirmStep = currentTotpStep();
+const confirmed = await client.POST("/api/v1/users/me/mfa/totp/confirm", {
+  body: { code: totpCode(totpSecret, confirmStep) },
+});
+check(confirmed.response.status === 200 && confirmed.data, `status ${confirmed.response.status}`);
+const recoveryCodes = confirmed.data.recovery_codes;
+check(recoveryCodes.length === 10, `${recoveryCodes.length} recovery codes, expected 10`);
+check(
+  recoveryCodes.every((code) => /^[a-z2-7]{4}(?:-[a-z2-7]{4}){3}$/.test(code)),
+  `recovery codes not of the form xxxx-xxxx-xxxx-xxxx: ${recoveryCodes.join(", ")}`,
+);
+check(new Set(recoveryCodes).size === 10, "recovery codes repeat");
+
+step = "getMfa";
+const mfaStatus = await client.GET("/api/v1/users/me/mfa");
+check(mfaStatus.response.status === 200 && mfaStatus.data, `status ${mfaStatus.response.status}`);
+check(mfaStatus.data.totp === "active", `totp is ${mfaStatus.data.totp}, expected active`);
+check(mfaStatus.data.recovery_codes_left === 10, `recovery_codes_left is ${mfaStatus.data.recovery_codes_left}`);
+accessToken = undefined;
+
+/** Logs in with the right password and expects the 401 mfa_required challenge; its mfa_token. */
+async function mfaChallenge(): Promise<string> {
+  const challenged = await client.POST("/api/v1/auth/login", { body: { email, password: newPassword } });
+  check(challenged.response.status === 401, `status ${challenged.response.status}, expected 401`);
+  check(
+    challenged.response.headers.get("content-type")?.startsWith("application/problem+json"),
+    "error is not problem+json",
+  );
+  const problem: Problem | undefined = challenged.error;
+  check(problem?.code === "mfa_required", `code ${problem?.code}, expected mfa_required`);
+  check(sameStrings(problem.methods, ["totp", "recovery_code"]), `methods ${JSON.stringify(problem.methods)}`);
+  const mfaToken: string | undefined = problem.mfa_token;
+  check(mfaToken !== undefined && mfaToken.length > 0, "no mfa_token");
+  return mfaToken;
+}
+
+step = "logIn with TOTP active";
+const totpChallenge = await mfaChallenge();
+
+step = "verifyMfa with a TOTP code";
+const totpVerified = await client.POST("/api/v1/auth/mfa/verify", {
+  body: { mfa_token: totpChallenge, totp_code: totpCode(totpSecret, confirmStep + 1) },
+});
+check(totpVerified.response.status === 200 && totpVerified.data, `status ${totpVerified.response.status}`);
+check(totpVerified.data.user.email === email, "not the signed-up user");
+check(totpVerified.response.headers.get("cache-control") === "no-store", "no Cache-Control: no-store");
+const totpAmr = jwtAmr(totpVerified.data.access_token);
+check(sameStrings(totpAmr, ["pwd", "otp", "mfa"]), `amr ${JSON.stringify(totpAmr)}, expected ["pwd","otp","mfa"]`);
+
+step = "getMe with the second-factor session";
+accessToken = totpVerified.data.access_token;
+const mfaMe = await client.GET("/api/v1/users/me");
+check(mfaMe.response.status === 200 && mfaMe.data, `status ${mfaMe.response.status}`);
+check(mfaMe.data.email === email, "email differs");
+accessToken = undefined;
+
+step = "logIn for a recovery code";
+const recoveryChallenge = await mfaChallenge();
+const recoveryCode = recoveryCodes[0];
+check(recoveryCode !== undefined, "no recovery code");
+
+step = "verifyMfa with a recovery code";
+const recovered = await client.POST("/api/v1/auth/mfa/verify", {
+  body: { mfa_token: recoveryChallenge, recovery_code: recoveryCode },
+});
+check(recovered.response.status === 200 && recovered.data, `status ${recovered.response.status}`);
+check(recovered.data.user.email === email, "not the signed-up user");
+
+step = "verifyMfa with a spent recovery code";
+const spentChallenge = await mfaChallenge();
+const spent = await client.POST("/api/v1/auth/mfa/verify", {
+  body: { mfa_token: spentChallenge, recovery_code: recoveryCode },
+});
+check(spent.response.status === 403, `status ${spent.response.status}, expected 403`);
+const spentProblem: Problem | undefined = spent.error;
+check(spentProblem?.code === "invalid_second_factor", `code ${spentProblem?.code}, expected invalid_second_factor`);
+
 console.log(
   "TypeScript SDK smoke test passed: signUp, verification email, verifyEmail, getMe (email_verified), logIn, " +
     "getMe, refreshTokens, createTask, updateTask, listTasks, logOut, 401, forgotPassword, reset email, " +
-    "resetPassword, old token 401, logIn with the new password, used reset token 400",
+    "resetPassword, old token 401, logIn with the new password, used reset token 400, enrolTotp, confirmTotp " +
+    "(10 recovery codes), getMfa (active, 10 left), logIn 401 mfa_required, verifyMfa with TOTP (amr pwd,otp,mfa), " +
+    "verifyMfa with a recovery code, spent recovery code 403",
 );

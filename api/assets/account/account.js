@@ -140,7 +140,11 @@
       }
       const payload = { token, new_password: newPassword.value };
       const code = totpCode.value.trim();
-      if (!secondFactor.hidden && code !== "") payload.totp_code = code;
+      if (!secondFactor.hidden && code !== "") {
+        // Six digits come from the app; anything longer is a recovery code.
+        if (/^\d{6}$/.test(code.replace(/\s/g, ""))) payload.totp_code = code;
+        else payload.recovery_code = code;
+      }
 
       submit.disabled = true;
       show("Setting your new password\u2026", "info");

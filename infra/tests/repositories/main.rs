@@ -22,6 +22,7 @@ mod accounts;
 mod database;
 mod events;
 mod events_with_changes;
+mod mfa;
 mod sessions;
 mod sessions_revocation;
 mod sessions_rotation;

@@ -125,7 +125,8 @@ impl Drop for SmtpServer {
     }
 }
 
-/// Every message in `dir` (an `.eml` directory or a Maildir's `new`/`cur`).
+/// Every message in `dir` (an `.eml` directory or a Maildir's `new`/`cur`),
+/// oldest first.
 pub fn read_all(dir: &Path) -> Vec<ReceivedMail> {
     let mut files = Vec::new();
     for sub in [dir.to_path_buf(), dir.join("new"), dir.join("cur")] {
@@ -138,7 +139,11 @@ pub fn read_all(dir: &Path) -> Vec<ReceivedMail> {
             }
         }
     }
-    files.sort();
+    // Oldest first: `.eml` names are random, so order by when each was written.
+    files.sort_by_key(|path| {
+        let written = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+        (written, path.clone())
+    });
     files
         .into_iter()
         .filter_map(|path| std::fs::read(path).ok())
