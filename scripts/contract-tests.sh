@@ -17,7 +17,8 @@
 #      verification and password reset through the emailed links included;
 #   5. drives Swagger UI at /docs in headless Chromium (playwright-core);
 #   6. drives the account pages that the emails link to (verify email, reset
-#      password) in headless Chromium;
+#      password) and the account page at /account (sign-up, TOTP enrolment,
+#      the second step of a sign-in, sessions) in headless Chromium;
 #   7. fuzzes every operation with schemathesis as a signed-up user;
 #   8. stops the server and exits non-zero if any step failed.
 #
@@ -275,6 +276,16 @@ account_pages() {
     timeout 180 node account-pages.test.mjs
 }
 
+# The account page at /account, used as a person would: sign up, enrol TOTP
+# from the page's secret, sign out, sign in with the second step, sessions,
+# password change (openapi/account-app.test.mjs).
+account_app() {
+  cd "$OPENAPI"
+  rm -f "$ARTIFACTS/account-app.png" "$ARTIFACTS/account-app-failure.png"
+  PORTCULLIS_URL=$BASE_URL CHROMIUM=$CHROMIUM SCREENSHOT=$ARTIFACTS/account-app.png \
+    timeout 180 node account-app.test.mjs
+}
+
 # --- 7. fuzzing -----------------------------------------------------------------
 
 # Signs up one user and opens three sessions: one for the general run, one for
@@ -360,6 +371,7 @@ step "TypeScript SDK: generate, tsc --noEmit, smoke" typescript_sdk
 step "Python SDK: generate, mypy --strict, smoke" python_sdk
 step "Swagger UI in headless Chromium" swagger_ui
 step "account pages in headless Chromium" account_pages
+step "account page (/account) in headless Chromium" account_app
 step "schemathesis: every operation but revokeSession and logOut" \
   fuzz "${FUZZ_TOKENS[0]}" --exclude-operation-id revokeSession --exclude-operation-id logOut
 step "schemathesis: revokeSession" fuzz "${FUZZ_TOKENS[1]}" --include-operation-id revokeSession

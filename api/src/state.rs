@@ -13,6 +13,7 @@ use portcullis_domain::account::AccountService;
 use portcullis_domain::audit::AuditLog;
 use portcullis_domain::auth::AuthService;
 use portcullis_domain::error::Failure;
+use portcullis_domain::mfa::MfaService;
 use portcullis_domain::session::SessionService;
 use portcullis_domain::task::TaskService;
 use portcullis_infra::crypto::SigningKeys;
@@ -24,6 +25,7 @@ use crate::metrics::Metrics;
 pub struct AppState {
     pub auth: AuthService,
     pub account: AccountService,
+    pub mfa: MfaService,
     pub sessions: SessionService,
     pub audit_log: AuditLog,
     pub tasks: TaskService,

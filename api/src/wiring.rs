@@ -13,7 +13,7 @@ use portcullis_domain::auth::{AuthPorts, AuthService};
 use portcullis_domain::clock::Clock;
 use portcullis_domain::limits::LimitPolicy;
 use portcullis_domain::limits::{FailureCounter, RateLimiter};
-use portcullis_domain::mfa::{MfaRepository, SecondFactorCrypto};
+use portcullis_domain::mfa::{MfaPorts, MfaRepository, MfaService, SecondFactorCrypto};
 use portcullis_domain::password::PasswordPolicy;
 use portcullis_domain::session::{
     SecretGenerator, SessionPolicy, SessionRepository, SessionService,
@@ -237,11 +237,25 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
             limiter: limiter.clone(),
             failures: failures.clone(),
             background: Arc::new(TokioBackground::new()),
-            mfa,
-            factors,
+            mfa: mfa.clone(),
+            factors: factors.clone(),
         },
         password_policy.clone(),
         account_policy,
+        limit_policy,
+    );
+    let mfa_service = MfaService::new(
+        MfaPorts {
+            users: users.clone(),
+            mfa,
+            factors,
+            hasher: hasher.clone(),
+            revocations: revocations.clone(),
+            clock: clock.clone(),
+            audit: audit_port.clone(),
+            limiter: limiter.clone(),
+            failures: failures.clone(),
+        },
         limit_policy,
     );
     let auth = auth.with_account_policy(account_policy);
@@ -263,6 +277,7 @@ pub async fn wire(settings: &Settings, db: Database, keys: SigningKeys) -> anyho
     let state = Arc::new(AppState {
         auth,
         account,
+        mfa: mfa_service,
         sessions: sessions_service,
         audit_log,
         tasks,

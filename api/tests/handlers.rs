@@ -47,6 +47,7 @@ fn app_with(
     let state = Arc::new(AppState {
         auth: services.auth.clone(),
         account: services.account.clone(),
+        mfa: services.mfa.clone(),
         sessions: services.sessions.clone(),
         audit_log: services.audit_log.clone(),
         tasks: services.tasks.clone(),

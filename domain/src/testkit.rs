@@ -36,8 +36,8 @@ use crate::limits::{
 };
 use crate::mail::Mail;
 use crate::mfa::{
-    Challenge, FactorChange, MfaRepository, RECOVERY_CODES, RecoveryCode, SealedSeed,
-    SecondFactorCrypto, TotpCode, TotpProvisioning, TotpRecord,
+    Challenge, FactorChange, MfaPorts, MfaRepository, MfaService, RECOVERY_CODES, RecoveryCode,
+    SealedSeed, SecondFactorCrypto, TotpCode, TotpProvisioning, TotpRecord,
 };
 use crate::one_time::TokenPurpose;
 use crate::password::PasswordPolicy;
@@ -1130,6 +1130,7 @@ impl TaskRepository for InMemoryTasks {
 pub struct InMemoryServices {
     pub auth: AuthService,
     pub account: AccountService,
+    pub mfa: MfaService,
     pub background: Arc<QueuedBackground>,
     pub sessions: SessionService,
     pub audit_log: AuditLog,
@@ -1184,7 +1185,22 @@ impl InMemoryServices {
             AccountPolicy::default(),
             LimitPolicy::default(),
         );
+        let mfa = MfaService::new(
+            MfaPorts {
+                users: store.clone(),
+                mfa: store.clone(),
+                factors: Arc::new(FakeFactors),
+                hasher: hasher.clone(),
+                revocations: revocations.clone(),
+                clock: clock.clone(),
+                audit: audit.clone(),
+                limiter: ports.limiter.clone(),
+                failures: ports.failures.clone(),
+            },
+            LimitPolicy::default(),
+        );
         Self {
+            mfa,
             auth: AuthService::new(
                 ports,
                 policy,

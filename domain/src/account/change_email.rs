@@ -48,7 +48,7 @@ impl ChangeEmailError {
     }
 }
 
-super::from_confirmation!(ChangeEmailError);
+crate::mfa::from_confirmation!(ChangeEmailError);
 
 impl AccountService {
     /// Sends a confirmation link to `input.new_email`, unless another

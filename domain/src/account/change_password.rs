@@ -48,7 +48,7 @@ impl ChangePasswordError {
     }
 }
 
-super::from_confirmation!(ChangePasswordError);
+crate::mfa::from_confirmation!(ChangePasswordError);
 
 impl AccountService {
     /// Replaces the caller's password.

@@ -44,7 +44,7 @@ impl DeleteAccountError {
     }
 }
 
-super::from_confirmation!(DeleteAccountError);
+crate::mfa::from_confirmation!(DeleteAccountError);
 
 impl AccountService {
     /// Deletes the caller's account.

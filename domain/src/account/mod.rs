@@ -22,12 +22,9 @@ use crate::context::RequestContext;
 use crate::email::Email;
 use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
-use crate::limits::{
-    Bucket, FailureCounter, GuardError, LimitPolicy, LoginAttempt, LoginGuard, RateLimited,
-    RateLimiter,
-};
+use crate::limits::{Bucket, FailureCounter, LimitPolicy, LoginGuard, RateLimited, RateLimiter};
 use crate::mail::Mail;
-use crate::mfa::{MfaRepository, Proof, ProofError, SecondFactorCrypto, check_proof};
+use crate::mfa::{Confirmation, Confirmations, MfaRepository, Proof, SecondFactorCrypto};
 use crate::one_time::TokenPurpose;
 use crate::password::{Password, PasswordHash, PasswordHasher, PasswordPolicy};
 use crate::session::{Revocation, RevocationCache, RevokeReason, SecretGenerator, TokenHash};
@@ -228,40 +225,15 @@ pub struct AccountPorts {
 /// The account use cases.
 #[derive(Clone)]
 pub struct AccountService {
-    pub(crate) ports: AccountPorts,
+    ports: AccountPorts,
     policy: PasswordPolicy,
     account: AccountPolicy,
-    /// The same counters as log-in's: a wrong current password counts
-    /// toward the account's lockout, and a reset clears it.
+    /// The same counters as log-in's: the recovery budgets, and a reset
+    /// clears the lockout.
     guard: LoginGuard,
+    /// Current password and second factor, counted like log-in attempts.
+    confirm: Confirmations,
 }
-
-/// Why the current password (or a second factor) could not be confirmed.
-#[derive(Debug)]
-pub(crate) enum Confirmation {
-    Wrong,
-    RateLimited(RateLimited),
-    Failure(Failure),
-}
-
-/// `From<Confirmation>` for a use case's error enum with the variants
-/// `WrongPassword`, `RateLimited { retry_after_secs }` and `Failure`.
-macro_rules! from_confirmation {
-    ($error:ident) => {
-        impl From<$crate::account::Confirmation> for $error {
-            fn from(confirmation: $crate::account::Confirmation) -> Self {
-                match confirmation {
-                    $crate::account::Confirmation::Wrong => Self::WrongPassword,
-                    $crate::account::Confirmation::RateLimited(limited) => Self::RateLimited {
-                        retry_after_secs: limited.retry_after_secs,
-                    },
-                    $crate::account::Confirmation::Failure(failure) => Self::Failure(failure),
-                }
-            }
-        }
-    };
-}
-pub(crate) use from_confirmation;
 
 impl AccountService {
     /// Builds the service.
@@ -278,11 +250,19 @@ impl AccountService {
             ports.clock.clone(),
             limits,
         );
+        let confirm = Confirmations::new(
+            guard.clone(),
+            ports.hasher.clone(),
+            ports.mfa.clone(),
+            ports.factors.clone(),
+            ports.clock.clone(),
+        );
         Self {
             ports,
             policy,
             account,
             guard,
+            confirm,
         }
     }
 
@@ -292,92 +272,34 @@ impl AccountService {
     }
 
     /// The caller's account, or `None` when it was deleted meanwhile.
-    pub(crate) async fn caller(&self, user: UserId) -> Result<Option<User>, Failure> {
+    async fn caller(&self, user: UserId) -> Result<Option<User>, Failure> {
         self.ports.users.find_by_id(user).await
     }
 
-    /// Checks `password` against `user`'s, counted like a log-in attempt: a
-    /// session thief cannot guess more often than the lockout allows.
+    /// Checks the current `password` of `user`, counted like a log-in
+    /// attempt: a session thief cannot guess more often than the lockout allows.
     pub(crate) async fn confirm_password(
         &self,
         user: &User,
         password: &Password,
         ctx: &RequestContext,
     ) -> Result<(), Confirmation> {
-        let reserved = self
-            .guard
-            .reserve(LoginAttempt::new(&user.email, ctx), ctx)
-            .await
-            .map_err(|error| match error {
-                GuardError::RateLimited(limited) => Confirmation::RateLimited(limited),
-                GuardError::Failure(failure) => Confirmation::Failure(failure),
-            })?;
-        match self
-            .ports
-            .hasher
-            .verify(password, &user.password_hash)
-            .await
-        {
-            Ok(verification) if verification.matches => {
-                self.guard.succeeded(reserved).await;
-                Ok(())
-            }
-            Ok(_) => {
-                self.guard.failed(reserved, Some(user.id), ctx);
-                Err(Confirmation::Wrong)
-            }
-            Err(failure) => {
-                self.guard.abandoned(reserved).await;
-                Err(Confirmation::Failure(failure))
-            }
-        }
+        self.confirm.password(user, password, ctx).await
     }
 
-    /// Checks a second-factor `proof` of `user`, counted like a log-in
-    /// attempt: wrong codes lead to the account's lockout.
+    /// Checks a second-factor `proof` of `user`, counted the same way.
     pub(crate) async fn confirm_factor(
         &self,
         user: &User,
         proof: &Proof,
         ctx: &RequestContext,
     ) -> Result<AuthMethod, Confirmation> {
-        let reserved = self
-            .guard
-            .reserve(LoginAttempt::new(&user.email, ctx), ctx)
-            .await
-            .map_err(|error| match error {
-                GuardError::RateLimited(limited) => Confirmation::RateLimited(limited),
-                GuardError::Failure(failure) => Confirmation::Failure(failure),
-            })?;
-        let now = self.ports.clock.now();
-        match check_proof(
-            &*self.ports.mfa,
-            &*self.ports.factors,
-            user,
-            proof,
-            now,
-            ctx,
-        )
-        .await
-        {
-            Ok(method) => {
-                self.guard.succeeded(reserved).await;
-                Ok(method)
-            }
-            Err(ProofError::Invalid) => {
-                self.guard.failed(reserved, Some(user.id), ctx);
-                Err(Confirmation::Wrong)
-            }
-            Err(ProofError::Failure(failure)) => {
-                self.guard.abandoned(reserved).await;
-                Err(Confirmation::Failure(failure))
-            }
-        }
+        self.confirm.factor(user, proof, ctx).await
     }
 
     /// Makes `revoked` fail here at once; other instances learn of them
     /// through the revocation feed the repository appended to.
-    pub(crate) fn revoked_here(&self, revoked: &[SessionId], now: OffsetDateTime) {
+    fn revoked_here(&self, revoked: &[SessionId], now: OffsetDateTime) {
         for session in revoked {
             self.ports.revocations.record(Revocation {
                 session_id: *session,
@@ -393,7 +315,7 @@ impl AccountService {
 }
 
 /// Records the outcome of the current use case on its span.
-pub(crate) fn record_outcome(outcome: &'static str) {
+fn record_outcome(outcome: &'static str) {
     tracing::Span::current().record("outcome", outcome);
 }
 

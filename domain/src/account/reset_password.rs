@@ -3,15 +3,13 @@
 //! once (access tokens included); the login lockout is cleared; every other
 //! reset link dies; a notice goes to the address.
 
-use super::{
-    AccountChange, AccountService, ChangeError, Confirmation, RevokeSessions, record_outcome,
-};
+use super::{AccountChange, AccountService, ChangeError, RevokeSessions, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::RequestContext;
 use crate::error::Failure;
 use crate::limits::LoginAttempt;
 use crate::mail::{Mail, MailKind};
-use crate::mfa::Proof;
+use crate::mfa::{Confirmation, Proof};
 use crate::one_time::{OneTimeToken, TokenPurpose};
 use crate::password::{Password, PasswordRejection};
 use crate::session::RevokeReason;

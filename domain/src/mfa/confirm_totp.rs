@@ -3,13 +3,12 @@
 //! are made and shown this once (only their keyed digests are stored); a
 //! notice goes to the address.
 
-use crate::account::{AccountService, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::error::Failure;
 use crate::mail::{Mail, MailKind};
 
-use super::{FactorChange, RecoveryCode, TotpCode};
+use super::{FactorChange, MfaService, RecoveryCode, TotpCode, record_outcome};
 
 /// Why the factor was not activated.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +37,7 @@ impl ConfirmTotpError {
     }
 }
 
-impl AccountService {
+impl MfaService {
     /// Activates the caller's pending TOTP factor with its first code;
     /// returns the recovery codes, shown once.
     ///

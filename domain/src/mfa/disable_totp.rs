@@ -2,7 +2,6 @@
 //! recovery code), the factor and the recovery codes go, every other
 //! session ends, and a notice goes to the address.
 
-use crate::account::{AccountService, Confirmation, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::error::Failure;
@@ -10,7 +9,7 @@ use crate::mail::{Mail, MailKind};
 use crate::password::Password;
 use crate::user::User;
 
-use super::{FactorChange, Proof};
+use super::{Confirmation, FactorChange, MfaService, Proof, record_outcome};
 
 /// What a change of the factors presents: the current password and the
 /// current second factor.
@@ -53,12 +52,12 @@ impl FactorChangeError {
     }
 }
 
-crate::account::from_confirmation!(FactorChangeError);
+super::from_confirmation!(FactorChangeError);
 
-impl AccountService {
+impl MfaService {
     /// The caller's account once both the password and the second factor
     /// are confirmed.
-    pub(crate) async fn confirm_both(
+    pub(super) async fn confirm_both(
         &self,
         caller: &Principal,
         input: &DisableTotp,
@@ -70,10 +69,11 @@ impl AccountService {
         if !user.second_factor {
             return Err(FactorChangeError::NoSecondFactor);
         }
-        self.confirm_password(&user, &input.current_password, ctx)
+        self.confirm
+            .password(&user, &input.current_password, ctx)
             .await
             .map_err(FactorChangeError::from)?;
-        match self.confirm_factor(&user, &input.proof, ctx).await {
+        match self.confirm.factor(&user, &input.proof, ctx).await {
             Ok(_) => Ok(user),
             Err(Confirmation::Wrong) => Err(FactorChangeError::InvalidSecondFactor),
             Err(other) => Err(other.into()),

@@ -3,12 +3,11 @@
 //! authenticator app needs: the secret, the `otpauth://` URI and its QR
 //! code. Nothing is protected by it until `confirm_totp`.
 
-use crate::account::{AccountService, record_outcome};
 use crate::context::{Principal, RequestContext};
 use crate::error::Failure;
 use crate::password::Password;
 
-use super::TotpProvisioning;
+use super::{MfaService, TotpProvisioning, record_outcome};
 
 /// Why TOTP enrolment did not start.
 #[derive(Debug, thiserror::Error)]
@@ -39,9 +38,9 @@ impl EnrolTotpError {
     }
 }
 
-crate::account::from_confirmation!(EnrolTotpError);
+super::from_confirmation!(EnrolTotpError);
 
-impl AccountService {
+impl MfaService {
     /// Starts a TOTP enrolment for the caller.
     ///
     /// # Errors
@@ -67,7 +66,8 @@ impl AccountService {
         let Some(user) = self.caller(caller.user_id).await? else {
             return Err(EnrolTotpError::NotFound);
         };
-        self.confirm_password(&user, &current_password, ctx)
+        self.confirm
+            .password(&user, &current_password, ctx)
             .await
             .map_err(EnrolTotpError::from)?;
         let (seed, provisioning) = self.ports.factors.new_totp(user.id, &user.email)?;

@@ -4,23 +4,34 @@
 //! second-factor proof wherever one is asked for (the second step of a
 //! log-in, a password reset, changes to the factors).
 //!
-//! The management use cases are `impl AccountService` blocks: they need the
-//! current password, checked like a log-in attempt. The log-in's second step
-//! is in `auth/second_step.rs`. TOTP arithmetic, the QR code and the data
-//! key are the adapter's (`SecondFactorCrypto`); this module decides.
+//! The management use cases are `impl MfaService` blocks. `Confirmations`
+//! checks a current password or a second factor like a log-in attempt (it
+//! counts toward the account's lockout); the account use cases use it too.
+//! The log-in's second step is in `auth/second_step.rs`. TOTP arithmetic,
+//! the QR code and the data key are the adapter's (`SecondFactorCrypto`);
+//! this module decides.
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use time::OffsetDateTime;
 
-use crate::audit::AuthEvent;
+use crate::amr::AuthMethod;
+use crate::audit::{AuditSink, AuthEvent};
+use crate::clock::Clock;
+use crate::context::RequestContext;
 use crate::email::Email;
 use crate::error::Failure;
 use crate::ids::{SessionId, UserId};
+use crate::limits::{
+    FailureCounter, GuardError, LimitPolicy, LoginAttempt, LoginGuard, RateLimited, RateLimiter,
+};
 use crate::mail::Mail;
-use crate::session::TokenHash;
+use crate::password::{Password, PasswordHasher};
+use crate::session::{Revocation, RevocationCache, TokenHash};
+use crate::user::{User, UserRepository};
 
 mod check;
 mod confirm_totp;
@@ -34,6 +45,188 @@ pub use confirm_totp::ConfirmTotpError;
 pub use disable_totp::{DisableTotp, FactorChangeError};
 pub use enrol_totp::EnrolTotpError;
 pub use status::MfaStatus;
+
+/// Why a current password or second factor was not confirmed.
+#[derive(Debug)]
+pub(crate) enum Confirmation {
+    Wrong,
+    RateLimited(RateLimited),
+    Failure(Failure),
+}
+
+/// `From<Confirmation>` for a use case's error enum with the variants
+/// `WrongPassword`, `RateLimited { retry_after_secs }` and `Failure`.
+macro_rules! from_confirmation {
+    ($error:ident) => {
+        impl From<$crate::mfa::Confirmation> for $error {
+            fn from(confirmation: $crate::mfa::Confirmation) -> Self {
+                match confirmation {
+                    $crate::mfa::Confirmation::Wrong => Self::WrongPassword,
+                    $crate::mfa::Confirmation::RateLimited(limited) => Self::RateLimited {
+                        retry_after_secs: limited.retry_after_secs,
+                    },
+                    $crate::mfa::Confirmation::Failure(failure) => Self::Failure(failure),
+                }
+            }
+        }
+    };
+}
+pub(crate) use from_confirmation;
+
+/// Checks what a person knows (the current password) or has (a second
+/// factor), each like a log-in attempt: reserved on the account's and the
+/// client's failure counters first, so guesses lead to the lockout.
+#[derive(Clone)]
+pub struct Confirmations {
+    guard: LoginGuard,
+    hasher: Arc<dyn PasswordHasher>,
+    mfa: Arc<dyn MfaRepository>,
+    factors: Arc<dyn SecondFactorCrypto>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Confirmations {
+    /// Confirmations over these ports, counted by `guard`.
+    pub fn new(
+        guard: LoginGuard,
+        hasher: Arc<dyn PasswordHasher>,
+        mfa: Arc<dyn MfaRepository>,
+        factors: Arc<dyn SecondFactorCrypto>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            guard,
+            hasher,
+            mfa,
+            factors,
+            clock,
+        }
+    }
+
+    async fn reserve(
+        &self,
+        user: &User,
+        ctx: &RequestContext,
+    ) -> Result<crate::limits::Reserved, Confirmation> {
+        self.guard
+            .reserve(LoginAttempt::new(&user.email, ctx), ctx)
+            .await
+            .map_err(|error| match error {
+                GuardError::RateLimited(limited) => Confirmation::RateLimited(limited),
+                GuardError::Failure(failure) => Confirmation::Failure(failure),
+            })
+    }
+
+    /// Checks `password` against `user`'s.
+    pub(crate) async fn password(
+        &self,
+        user: &User,
+        password: &Password,
+        ctx: &RequestContext,
+    ) -> Result<(), Confirmation> {
+        let reserved = self.reserve(user, ctx).await?;
+        match self.hasher.verify(password, &user.password_hash).await {
+            Ok(verification) if verification.matches => {
+                self.guard.succeeded(reserved).await;
+                Ok(())
+            }
+            Ok(_) => {
+                self.guard.failed(reserved, Some(user.id), ctx);
+                Err(Confirmation::Wrong)
+            }
+            Err(failure) => {
+                self.guard.abandoned(reserved).await;
+                Err(Confirmation::Failure(failure))
+            }
+        }
+    }
+
+    /// Checks a second-factor `proof` of `user`; the method it proves.
+    pub(crate) async fn factor(
+        &self,
+        user: &User,
+        proof: &Proof,
+        ctx: &RequestContext,
+    ) -> Result<AuthMethod, Confirmation> {
+        let reserved = self.reserve(user, ctx).await?;
+        let now = self.clock.now();
+        match check_proof(&*self.mfa, &*self.factors, user, proof, now, ctx).await {
+            Ok(method) => {
+                self.guard.succeeded(reserved).await;
+                Ok(method)
+            }
+            Err(ProofError::Invalid) => {
+                self.guard.failed(reserved, Some(user.id), ctx);
+                Err(Confirmation::Wrong)
+            }
+            Err(ProofError::Failure(failure)) => {
+                self.guard.abandoned(reserved).await;
+                Err(Confirmation::Failure(failure))
+            }
+        }
+    }
+}
+
+/// The ports `MfaService` needs.
+#[derive(Clone)]
+pub struct MfaPorts {
+    pub users: Arc<dyn UserRepository>,
+    pub mfa: Arc<dyn MfaRepository>,
+    pub factors: Arc<dyn SecondFactorCrypto>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub revocations: Arc<dyn RevocationCache>,
+    pub clock: Arc<dyn Clock>,
+    pub audit: Arc<dyn AuditSink>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub failures: Arc<dyn FailureCounter>,
+}
+
+/// The second-factor use cases of a signed-in user.
+#[derive(Clone)]
+pub struct MfaService {
+    ports: MfaPorts,
+    confirm: Confirmations,
+}
+
+impl MfaService {
+    /// Builds the service; `limits` are the log-in's (wrong passwords and
+    /// codes here count toward the same lockout).
+    pub fn new(ports: MfaPorts, limits: LimitPolicy) -> Self {
+        let guard = LoginGuard::new(
+            ports.limiter.clone(),
+            ports.failures.clone(),
+            ports.audit.clone(),
+            ports.clock.clone(),
+            limits,
+        );
+        let confirm = Confirmations::new(
+            guard,
+            ports.hasher.clone(),
+            ports.mfa.clone(),
+            ports.factors.clone(),
+            ports.clock.clone(),
+        );
+        Self { ports, confirm }
+    }
+
+    async fn caller(&self, user: UserId) -> Result<Option<User>, Failure> {
+        self.ports.users.find_by_id(user).await
+    }
+
+    fn revoked_here(&self, revoked: &[SessionId], now: OffsetDateTime) {
+        for session in revoked {
+            self.ports.revocations.record(Revocation {
+                session_id: *session,
+                revoked_at: now,
+            });
+        }
+    }
+}
+
+/// Records the outcome of the current use case on its span.
+fn record_outcome(outcome: &'static str) {
+    tracing::Span::current().record("outcome", outcome);
+}
 
 /// Recovery codes issued at a time.
 pub const RECOVERY_CODES: usize = 10;
@@ -294,7 +487,7 @@ pub trait MfaRepository: Send + Sync + 'static {
 }
 
 #[cfg(test)]
-mod tests {
+mod codes {
     use super::*;
 
     #[test]
@@ -316,4 +509,4 @@ mod tests {
 }
 
 #[cfg(test)]
-mod flows;
+mod tests;

@@ -2,14 +2,15 @@
 //! ten new codes replace the old set (which stops working), shown once; a
 //! notice goes to the address.
 
-use crate::account::{AccountService, record_outcome};
 use crate::audit::{AuthEvent, AuthEventKind, Outcome};
 use crate::context::{Principal, RequestContext};
 use crate::mail::{Mail, MailKind};
 
-use super::{DisableTotp, FactorChange, FactorChangeError, RecoveryCode};
+use super::{
+    DisableTotp, FactorChange, FactorChangeError, MfaService, RecoveryCode, record_outcome,
+};
 
-impl AccountService {
+impl MfaService {
     /// Replaces the caller's recovery codes; returns the new ones.
     ///
     /// # Errors

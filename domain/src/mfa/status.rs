@@ -1,7 +1,7 @@
 //! The caller's second factors: whether TOTP is pending or active, and how
 //! many recovery codes are left.
 
-use crate::account::AccountService;
+use super::MfaService;
 use crate::context::Principal;
 use crate::error::Failure;
 
@@ -15,7 +15,7 @@ pub struct MfaStatus {
     pub recovery_codes_left: u32,
 }
 
-impl AccountService {
+impl MfaService {
     /// The caller's second factors, or `None` when the account is gone.
     ///
     /// # Errors

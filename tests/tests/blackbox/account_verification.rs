@@ -80,6 +80,35 @@ async fn opening_the_link_page_consumes_nothing() {
 }
 
 #[tokio::test]
+async fn the_account_page_is_served_under_a_strict_policy() {
+    let app = spawn_app().await;
+    for path in ["/account", "/account/"] {
+        let page = app
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        let csp = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{csp}"
+        );
+        assert_eq!(page.headers()["x-frame-options"], "DENY");
+        assert!(
+            page.text()
+                .await
+                .unwrap()
+                .contains("/account/assets/app.js")
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn malformed_and_unknown_tokens_get_one_answer() {
     let app = spawn_app().await;
     for token in [

@@ -3,8 +3,8 @@
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::account::AccountService;
 use portcullis_domain::context::{Principal, RequestContext};
+use portcullis_domain::mfa::MfaService;
 use portcullis_domain::mfa::{ConfirmTotpError, TotpCode};
 
 use super::{TotpCodeField, example_code, invalid_code, shown};
@@ -94,13 +94,13 @@ impl From<ConfirmTotpError> for ConfirmTotpErrors {
 
 /// Activates the caller's pending TOTP factor.
 pub async fn confirm_totp(
-    account: &AccountService,
+    mfa: &MfaService,
     ctx: &RequestContext,
     caller: &Principal,
     body: ConfirmTotpRequest,
 ) -> Result<RecoveryCodesResponse, ConfirmTotpErrors> {
     let code = TotpCode::parse(body.code.as_str()).map_err(|_| invalid_code())?;
-    let codes = account.confirm_totp(caller, code, ctx).await?;
+    let codes = mfa.confirm_totp(caller, code, ctx).await?;
     Ok(RecoveryCodesResponse::of(&codes))
 }
 

@@ -1,8 +1,8 @@
 //! `POST /api/v1/users/me/mfa/totp/disable`: turn TOTP off.
 
 use poem_openapi::ApiResponse;
-use portcullis_domain::account::AccountService;
 use portcullis_domain::context::{Principal, RequestContext};
+use portcullis_domain::mfa::MfaService;
 
 use super::factor_change::{FactorChangeErrors, FactorChangeRequest};
 
@@ -15,12 +15,12 @@ pub enum DisableTotpResponse {
 
 /// Turns the caller's TOTP off.
 pub async fn disable_totp(
-    account: &AccountService,
+    mfa: &MfaService,
     ctx: &RequestContext,
     caller: &Principal,
     body: FactorChangeRequest,
 ) -> Result<DisableTotpResponse, FactorChangeErrors> {
     let input = body.try_into_domain()?;
-    account.disable_totp(caller, input, ctx).await?;
+    mfa.disable_totp(caller, input, ctx).await?;
     Ok(DisableTotpResponse::NoContent)
 }

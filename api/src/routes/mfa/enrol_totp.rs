@@ -3,9 +3,9 @@
 use poem::http::StatusCode;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
-use portcullis_domain::account::AccountService;
 use portcullis_domain::context::{Principal, RequestContext};
 use portcullis_domain::mfa::EnrolTotpError;
+use portcullis_domain::mfa::MfaService;
 use portcullis_domain::password::Password;
 use secrecy::ExposeSecret as _;
 
@@ -93,12 +93,12 @@ impl From<EnrolTotpError> for EnrolTotpErrors {
 
 /// Starts the caller's TOTP enrolment.
 pub async fn enrol_totp(
-    account: &AccountService,
+    mfa: &MfaService,
     ctx: &RequestContext,
     caller: &Principal,
     body: EnrolTotpRequest,
 ) -> Result<EnrolTotpResponse, EnrolTotpErrors> {
-    let shown = account
+    let shown = mfa
         .enrol_totp(caller, Password::new(body.current_password.0), ctx)
         .await?;
     Ok(EnrolTotpResponse::Created(

@@ -92,7 +92,7 @@ impl MfaApi {
         state: Data<&Arc<AppState>>,
         auth: BearerAuth,
     ) -> Result<status::MfaStatusResponse, status::MfaStatusErrors> {
-        status::status(&state.account, &auth.0).await
+        status::status(&state.mfa, &auth.0).await
     }
 
     /// Start a TOTP enrolment
@@ -112,7 +112,7 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<enrol_totp::EnrolTotpRequest>,
     ) -> Result<enrol_totp::EnrolTotpResponse, enrol_totp::EnrolTotpErrors> {
-        enrol_totp::enrol_totp(&state.account, &request_context(req), &auth.0, body.0).await
+        enrol_totp::enrol_totp(&state.mfa, &request_context(req), &auth.0, body.0).await
     }
 
     /// Confirm TOTP
@@ -132,7 +132,7 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<confirm_totp::ConfirmTotpRequest>,
     ) -> Result<confirm_totp::RecoveryCodesResponse, confirm_totp::ConfirmTotpErrors> {
-        confirm_totp::confirm_totp(&state.account, &request_context(req), &auth.0, body.0).await
+        confirm_totp::confirm_totp(&state.mfa, &request_context(req), &auth.0, body.0).await
     }
 
     /// Turn TOTP off
@@ -152,7 +152,7 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<factor_change::FactorChangeRequest>,
     ) -> Result<disable_totp::DisableTotpResponse, factor_change::FactorChangeErrors> {
-        disable_totp::disable_totp(&state.account, &request_context(req), &auth.0, body.0).await
+        disable_totp::disable_totp(&state.mfa, &request_context(req), &auth.0, body.0).await
     }
 
     /// Make new recovery codes
@@ -172,13 +172,8 @@ impl MfaApi {
         auth: BearerAuth,
         body: Json<factor_change::FactorChangeRequest>,
     ) -> Result<confirm_totp::RecoveryCodesResponse, factor_change::FactorChangeErrors> {
-        regenerate_recovery_codes::regenerate(
-            &state.account,
-            &request_context(req),
-            &auth.0,
-            body.0,
-        )
-        .await
+        regenerate_recovery_codes::regenerate(&state.mfa, &request_context(req), &auth.0, body.0)
+            .await
     }
 
     /// Complete a log-in with the second factor

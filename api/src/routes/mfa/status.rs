@@ -2,9 +2,9 @@
 
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object};
-use portcullis_domain::account::AccountService;
 use portcullis_domain::context::Principal;
 use portcullis_domain::error::Failure;
+use portcullis_domain::mfa::MfaService;
 
 use crate::problem::problem_responses;
 use crate::routes::account::account_gone;
@@ -64,10 +64,10 @@ impl From<Failure> for MfaStatusErrors {
 
 /// The caller's second factors.
 pub async fn status(
-    account: &AccountService,
+    mfa: &MfaService,
     caller: &Principal,
 ) -> Result<MfaStatusResponse, MfaStatusErrors> {
-    let Some(status) = account.mfa_status(caller).await? else {
+    let Some(status) = mfa.mfa_status(caller).await? else {
         return Err(account_gone().into());
     };
     let totp = if status.totp_active {

@@ -5,7 +5,6 @@ use time::macros::datetime;
 use super::*;
 use crate::account::{ResetPassword, ResetPasswordError};
 use crate::auth::{LogIn, LogInError, SecondStep, SecondStepError, SignUp, TokenPair};
-use crate::clock::Clock as _;
 use crate::context::{ClientInfo, Principal, RequestContext};
 use crate::mail::MailKind;
 use crate::password::Password;
@@ -43,7 +42,7 @@ async fn enrolled(app: &InMemoryServices) -> (TokenPair, Vec<RecoveryCode>) {
         )
         .await
         .unwrap();
-    app.account
+    app.mfa
         .enrol_totp(
             &principal(&pair),
             Password::new(PASSWORD.to_owned()),
@@ -52,7 +51,7 @@ async fn enrolled(app: &InMemoryServices) -> (TokenPair, Vec<RecoveryCode>) {
         .await
         .unwrap();
     let codes = app
-        .account
+        .mfa
         .confirm_totp(
             &principal(&pair),
             FakeFactors::code_at(app.clock.now()),
@@ -291,13 +290,13 @@ async fn a_reset_needs_the_second_factor_and_disabling_ends_the_other_sessions()
     );
 
     let status = app
-        .account
+        .mfa
         .mfa_status(&principal(&caller))
         .await
         .unwrap()
         .unwrap();
     assert!(status.totp_active && status.recovery_codes_left == RECOVERY_CODES as u32);
-    app.account
+    app.mfa
         .disable_totp(
             &principal(&caller),
             DisableTotp {
@@ -309,7 +308,7 @@ async fn a_reset_needs_the_second_factor_and_disabling_ends_the_other_sessions()
         .await
         .unwrap();
     let status = app
-        .account
+        .mfa
         .mfa_status(&principal(&caller))
         .await
         .unwrap()
