@@ -297,11 +297,16 @@ account_app() {
 fuzz_tokens() {
   mkdir -p "$GENERATED"
   "$VENV/bin/python" - "$BASE_URL" "$GENERATED/fuzz-sessions.dict" <<'PY'
-import base64, json, sys, time, urllib.request
+import base64, json, secrets, sys, time, urllib.request
 
 base, dictionary = sys.argv[1], sys.argv[2]
 email = f"fuzzer-{time.time_ns()}@example.com"
-body = json.dumps({"email": email, "password": "correct horse battery staple 42"}).encode()
+# Not the documents' example password: the examples phase sends the
+# examples of deleteAccount, changePassword and enrolTotp as they are, and
+# with the fuzzing user's own password they would delete the account (and
+# every token the runs use) or change it.
+password = f"fuzzing only {secrets.token_hex(8)}"
+body = json.dumps({"email": email, "password": password}).encode()
 
 def post(path: str) -> str:
     request = urllib.request.Request(base + path, data=body, headers={"content-type": "application/json"})
