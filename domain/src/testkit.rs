@@ -19,7 +19,7 @@ use std::pin::Pin;
 
 use crate::account::{
     AccountChange, AccountDeletion, AccountExport, AccountPolicy, AccountPorts, AccountRepository,
-    AccountService, Background, ChangeError, PendingToken,
+    AccountService, Background, ChangeError, PendingToken, SecondFactorsExport,
 };
 use crate::audit::{AuditLog, AuditSink, AuthEvent, AuthEventRepository, EventQuery};
 use crate::auth::{AuthPorts, AuthService};
@@ -629,6 +629,11 @@ impl AccountRepository for InMemoryStore {
             events,
             // This fake keeps tasks elsewhere (`InMemoryTasks`).
             tasks: Vec::new(),
+            second_factors: SecondFactorsExport {
+                totp_pending: state.totp.get(&user).is_some_and(|t| !t.active),
+                totp_active: state.totp.get(&user).is_some_and(|t| t.active),
+                recovery_codes_left: state.recovery.get(&user).map_or(0, |c| c.len() as u32),
+            },
         }))
     }
 }

@@ -1,5 +1,6 @@
 //! Export: everything Portcullis stores about the caller, as one document
-//! (profile, sessions, audit events, tasks). No hash, token or secret.
+//! (profile, sessions, audit events, tasks, the state of the second
+//! factors). No hash, token or secret.
 
 use time::OffsetDateTime;
 
@@ -24,6 +25,16 @@ pub struct AccountExport {
     /// Newest first, at most [`EXPORT_EVENT_LIMIT`].
     pub events: Vec<AuthEvent>,
     pub tasks: Vec<Task>,
+    /// The state of the second factors (never a seed or a code).
+    pub second_factors: SecondFactorsExport,
+}
+
+/// What an export says of the second factors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SecondFactorsExport {
+    pub totp_pending: bool,
+    pub totp_active: bool,
+    pub recovery_codes_left: u32,
 }
 
 impl AccountService {

@@ -42,7 +42,7 @@ mod verify_email;
 pub use change_email::{ChangeEmail, ChangeEmailError};
 pub use change_password::{ChangePassword, ChangePasswordError};
 pub use delete::{DeleteAccount, DeleteAccountError};
-pub use export::AccountExport;
+pub use export::{AccountExport, SecondFactorsExport};
 pub use forgot_password::ForgotPassword;
 pub use resend_verification::ResendVerificationError;
 pub use reset_password::{ResetPassword, ResetPasswordError};

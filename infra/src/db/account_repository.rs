@@ -10,6 +10,7 @@
 use async_trait::async_trait;
 use portcullis_domain::account::{
     AccountChange, AccountDeletion, AccountExport, AccountRepository, ChangeError, PendingToken,
+    SecondFactorsExport,
 };
 use portcullis_domain::audit::EventQuery;
 use portcullis_domain::email::Email;
@@ -20,14 +21,14 @@ use portcullis_domain::session::{RevokeReason, TokenHash};
 use portcullis_domain::user::NewToken;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use time::OffsetDateTime;
 
 use super::Database;
 use super::convert::{from_millis, to_millis};
-use super::entity::{account_token, auth_event, session, task, user};
+use super::entity::{account_token, auth_event, recovery_code, session, task, totp_factor, user};
 use super::error::{corrupt, is_unique_violation_on, store_error};
 use super::event_repository::{self, insert_events};
 use super::outbox::{drop_links_of, enqueue};
@@ -201,12 +202,26 @@ impl AccountRepository for SeaOrmAccountRepository {
             .into_iter()
             .map(task_repository::to_domain)
             .collect::<Result<_, _>>()?;
+        let totp = totp_factor::Entity::find_by_id(user.as_uuid())
+            .one(conn)
+            .await
+            .map_err(store_error)?;
+        let codes = recovery_code::Entity::find()
+            .filter(recovery_code::Column::UserId.eq(user.as_uuid()))
+            .count(conn)
+            .await
+            .map_err(store_error)?;
         Ok(Some(AccountExport {
             exported_at: OffsetDateTime::now_utc(),
             profile,
             sessions,
             events,
             tasks,
+            second_factors: SecondFactorsExport {
+                totp_pending: totp.as_ref().is_some_and(|t| !t.active),
+                totp_active: totp.as_ref().is_some_and(|t| t.active),
+                recovery_codes_left: u32::try_from(codes).unwrap_or(u32::MAX),
+            },
         }))
     }
 }

@@ -13,6 +13,7 @@ use super::account_gone;
 use crate::problem::problem_responses;
 use crate::routes::common::{NO_STORE, UserBody, failure};
 use crate::routes::events::EventBody;
+use crate::routes::mfa::status::FactorState;
 use crate::routes::tasks::common::TaskBody;
 
 /// One stored session, ended ones included.
@@ -61,6 +62,15 @@ pub struct AccountExportBody {
     /// The account's audit events, newest first (at most 10,000).
     pub events: Vec<EventBody>,
     pub tasks: Vec<TaskBody>,
+    /// The state of the second factors (never a seed or a code).
+    pub second_factors: ExportedSecondFactors,
+}
+
+/// What an export says of the second factors.
+#[derive(Debug, Object)]
+pub struct ExportedSecondFactors {
+    pub totp: FactorState,
+    pub recovery_codes_left: u32,
 }
 
 impl poem_openapi::types::Example for AccountExportBody {
@@ -82,6 +92,10 @@ impl poem_openapi::types::Example for AccountExportBody {
             }],
             events: vec![EventBody::example_value()],
             tasks: vec![<TaskBody as poem_openapi::types::Example>::example()],
+            second_factors: ExportedSecondFactors {
+                totp: FactorState::Active,
+                recovery_codes_left: 10,
+            },
         }
     }
 }
@@ -94,6 +108,13 @@ impl From<AccountExport> for AccountExportBody {
             sessions: export.sessions.into_iter().map(Into::into).collect(),
             events: export.events.into_iter().map(Into::into).collect(),
             tasks: export.tasks.into_iter().map(Into::into).collect(),
+            second_factors: ExportedSecondFactors {
+                totp: FactorState::of(
+                    export.second_factors.totp_active,
+                    export.second_factors.totp_pending,
+                ),
+                recovery_codes_left: export.second_factors.recovery_codes_left,
+            },
         }
     }
 }

@@ -22,6 +22,19 @@ pub enum FactorState {
     Active,
 }
 
+impl FactorState {
+    /// The state of a factor that is `active`, or else `pending`.
+    pub fn of(active: bool, pending: bool) -> Self {
+        if active {
+            Self::Active
+        } else if pending {
+            Self::Pending
+        } else {
+            Self::None
+        }
+    }
+}
+
 /// The caller's second factors.
 #[derive(Debug, Object)]
 #[oai(example)]
@@ -70,13 +83,7 @@ pub async fn status(
     let Some(status) = mfa.mfa_status(caller).await? else {
         return Err(account_gone().into());
     };
-    let totp = if status.totp_active {
-        FactorState::Active
-    } else if status.totp_pending {
-        FactorState::Pending
-    } else {
-        FactorState::None
-    };
+    let totp = FactorState::of(status.totp_active, status.totp_pending);
     Ok(MfaStatusResponse::Ok(Json(MfaStatusBody {
         totp,
         passkeys: 0,
