@@ -7,9 +7,14 @@
 // step; see both sessions and end the other one, after which the second
 // browser's next request fails to refresh and drops back to the sign-in form;
 // an expired access token is refreshed once and the request retried; change
-// the password. Throughout: tokens only in memory and only in the
-// Authorization header (nothing in localStorage, sessionStorage or cookies),
-// no console errors, no CSP violations, no inline styles or handlers.
+// the password; make new recovery codes with the password and an unused
+// recovery code (after a spent one is refused), sign in on the second browser
+// with one of the new codes, then turn two-step sign-in off with the password
+// and another new code (after a malformed one is refused), which signs the
+// second browser's session out. Throughout: tokens only in memory and only in
+// the Authorization header (nothing in localStorage, sessionStorage or
+// cookies), no console errors, no CSP violations, no inline styles or
+// handlers.
 //
 // Usage: PORTCULLIS_URL=http://127.0.0.1:8080 node account-app.test.mjs
 // Env: CHROMIUM (default /usr/bin/chromium), SCREENSHOT (default
@@ -443,6 +448,93 @@ try {
   await waitForStatus(page, "Password changed; other sessions were signed out.");
   check((await page.locator("#current-password").inputValue()) === "", "the password fields were not cleared");
   console.log("account-app: a wrong current password is refused; the right one changes the password");
+
+  step = "new recovery codes";
+  // The latest password is newPassword; recoveryCodes[0] was spent by the second browser.
+  await waitUntil(async () => (await page.locator("#codes-left").textContent()) === "9", "#codes-left does not say 9");
+  check(((await page.locator("#totp-state").textContent()) ?? "").includes("Recovery codes left: 9"), "#totp-state does not say 9 left");
+  check(await page.locator("#codes-form").isVisible(), "the new recovery codes form is not shown");
+  check(await page.locator("#disable-form").isVisible(), "the form to turn two-step sign-in off is not shown");
+  check(!(await page.locator("#recovery").isVisible()), "recovery codes are shown before any were made");
+  expectedFailures = ["/api/v1/users/me/mfa/recovery-codes"];
+  await page.locator("#codes-password").fill(newPassword);
+  await page.locator("#codes-code").fill(recoveryCodes[0]);
+  await page.locator("#codes-new").click();
+  await waitForStatus(page, "The code is wrong, was already used, or has expired.");
+  check((await page.locator("#status").getAttribute("class"))?.includes("error"), "a spent recovery code is not shown as an error");
+  check((await page.locator("#recovery-codes > li").count()) === 0, "codes are listed after a refusal");
+  expectedFailures = [];
+  await page.locator("#codes-password").fill(newPassword);
+  await page.locator("#codes-code").fill(recoveryCodes[1]);
+  await page.locator("#codes-new").click();
+  await waitForStatus(page, "New recovery codes made");
+  await waitUntil(async () => (await page.locator("#recovery-codes > li").count()) === 10, "10 new recovery codes are not listed");
+  const newCodes = await page.locator("#recovery-codes > li").allTextContents();
+  check(new Set(newCodes).size === 10 && newCodes.every((code) => code.trim().length >= 8), `new recovery codes: ${newCodes}`);
+  check(!newCodes.some((code) => recoveryCodes.includes(code)), "a new recovery code is one of the old ones");
+  check(await page.locator("#recovery").isVisible(), "the new recovery codes are not shown");
+  check(((await page.locator("#recovery .notice").textContent()) ?? "").includes("Store these recovery codes now"), "the note to store the codes is not shown");
+  await waitUntil(async () => (await page.locator("#codes-left").textContent()) === "10", "#codes-left does not say 10");
+  check(((await page.locator("#totp-state").textContent()) ?? "").includes("Recovery codes left: 10."), "#totp-state does not say 10 left");
+  check((await page.locator("#codes-password").inputValue()) === "" && (await page.locator("#codes-code").inputValue()) === "", "the form was not cleared");
+  const regenerated = apiRequests.filter((r) => r.page === "first" && r.method === "POST" && r.path === "/api/v1/users/me/mfa/recovery-codes");
+  check(regenerated.length === 2, `POST /api/v1/users/me/mfa/recovery-codes sent ${regenerated.length} times, not 2`);
+  const regeneratedBody = JSON.parse(regenerated[1].body);
+  check(
+    regeneratedBody.current_password === newPassword && regeneratedBody.recovery_code === recoveryCodes[1] && !("totp_code" in regeneratedBody),
+    "the password and the recovery code were not sent as current_password and recovery_code",
+  );
+  console.log("account-app: a spent recovery code is refused; the password and an unused one make 10 new codes, shown once; 10 left");
+
+  step = "second browser: a new recovery code";
+  await second.page.locator("#email").fill(email);
+  await second.page.locator("#password").fill(newPassword);
+  expectedFailures = ["/api/v1/auth/login"];
+  await second.page.locator("#sign-in").click();
+  await second.page.locator("#mfa-code").waitFor();
+  expectedFailures = [];
+  await second.page.locator("#mfa-code").fill(newCodes[9]);
+  await second.page.locator("#mfa-submit").click();
+  await second.page.locator("#signed-in").waitFor();
+  await waitUntil(async () => (await second.page.locator("#codes-left").textContent()) === "9", "the second browser does not show 9 codes left");
+  await page.locator("#reload").click();
+  await waitUntil(async () => (await listedSessions(page)).length === 2, "the first browser does not list 2 sessions");
+  console.log("account-app: a new recovery code signed the second browser in (9 left); 2 sessions listed");
+
+  step = "turn two-step sign-in off";
+  expectedFailures = ["/api/v1/users/me/mfa/totp/disable"];
+  await page.locator("#disable-password").fill(newPassword);
+  // A malformed code is refused before anything is checked, so it does not
+  // count toward the lockout of the test's one client address.
+  await page.locator("#disable-code").fill("not a code");
+  await page.locator("#totp-disable").click();
+  await waitForStatus(page, "The code is wrong, was already used, or has expired.");
+  check((await page.locator("#totp-state").getAttribute("data-state")) === "active", "a malformed code turned two-step sign-in off");
+  check(await page.locator("#totp-manage").isVisible(), "the forms went away after a refusal");
+  expectedFailures = [];
+  await page.locator("#disable-password").fill(newPassword);
+  await page.locator("#disable-code").fill(newCodes[0]);
+  const beforeDisable = apiRequests.length;
+  await page.locator("#totp-disable").click();
+  await waitForStatus(page, "Two-step sign-in is off; your other sessions were signed out.");
+  await waitUntil(async () => (await page.locator("#totp-state").getAttribute("data-state")) === "none", "#totp-state is not none");
+  check(((await page.locator("#totp-state").textContent()) ?? "").startsWith("Off"), `#totp-state says "${await page.locator("#totp-state").textContent()}"`);
+  check((await page.locator("#codes-left").count()) === 0, "#codes-left is still shown");
+  check(!(await page.locator("#totp-manage").isVisible()), "the forms for an active factor are still shown");
+  check(await page.locator("#enrol-form").isVisible(), "the enrol form is not shown again");
+  check(!(await page.locator("#recovery").isVisible()) && (await page.locator("#recovery-codes > li").count()) === 0, "the dead recovery codes are still shown");
+  await waitUntil(async () => (await listedSessions(page)).length === 1, `sessions listed after turning it off: ${await listedSessions(page)}`);
+  check((await listedSessions(page))[0].endsWith("*"), "the session left is not the current one");
+  const disabled = apiRequests.slice(beforeDisable).filter((r) => r.method === "POST" && r.path === "/api/v1/users/me/mfa/totp/disable");
+  check(disabled.length === 1, `POST /api/v1/users/me/mfa/totp/disable sent ${disabled.length} times, not 1`);
+  const disabledBody = JSON.parse(disabled[0].body);
+  check(disabledBody.current_password === newPassword && disabledBody.recovery_code === newCodes[0], "the password and the new code were not sent");
+  const afterDisable = apiRequests.slice(beforeDisable).map((r) => `${r.method} ${r.path}`);
+  for (const reread of ["GET /api/v1/users/me/mfa", "GET /api/v1/sessions"]) {
+    check(afterDisable.includes(reread), `${reread} was not re-read after turning it off`);
+  }
+  await waitUntil(async () => (await page.locator("#events > li[data-type='second_factor_disabled']").count()) === 1, "no second_factor_disabled event listed");
+  console.log("account-app: a malformed code is refused; a new recovery code turns two-step sign-in off: state none, the other session ended");
 
   step = "storage and tokens";
   await checkPageHygiene(page, first.context, "first");

@@ -278,7 +278,8 @@ account_pages() {
 
 # The account page at /account, used as a person would: sign up, enrol TOTP
 # from the page's secret, sign out, sign in with the second step, sessions,
-# password change (openapi/account-app.test.mjs).
+# password change, new recovery codes, TOTP turned off
+# (openapi/account-app.test.mjs).
 account_app() {
   cd "$OPENAPI"
   rm -f "$ARTIFACTS/account-app.png" "$ARTIFACTS/account-app-failure.png"

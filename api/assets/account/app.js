@@ -1,7 +1,8 @@
 // The account page (/account): sign in (with the second step when the
 // account has one) or create an account, then see the sessions, recent
 // activity and two-step sign-in of the account, end other sessions, turn on
-// an authenticator app, change the password and sign out.
+// an authenticator app (then make new recovery codes, or turn it off again),
+// change the password and sign out.
 //
 // It is also an example client of the public JSON API: same origin, relative
 // URLs, nothing else. The tokens live only in the `tokens` variable below
@@ -31,12 +32,22 @@
 //                          one with class "current"; the others hold a
 //                          button.end-session ("End")
 //     #events              ul: the 10 latest events, li[data-type][data-outcome]
-//     #totp-state          text; data-state = "none" | "pending" | "active"
+//     #totp-state          text; data-state = "none" | "pending" | "active";
+//                          while active it holds #codes-left, the number of
+//                          recovery codes left (its text is the number)
 //     #enrol-form          form: #enrol-password, submit #enrol-start
 //     #confirm-form        form: img #totp-qr, code #totp-secret, #totp-code,
 //                          submit #totp-confirm
 //     #recovery            the new recovery codes: ol #recovery-codes,
 //                          #recovery-done hides them
+//     #totp-manage         shown only while TOTP is active:
+//       #codes-form          form, new recovery codes: #codes-password,
+//                            #codes-code (six digits are sent as totp_code,
+//                            anything else as recovery_code), submit
+//                            #codes-new; the codes appear in #recovery
+//       #disable-form        form, turn TOTP off: #disable-password,
+//                            #disable-code (as #codes-code), submit
+//                            #totp-disable
 //     #password-form       form: #current-password, #new-password, submit
 //                          #change-password
 //   #status              role=status, aria-live=polite: the latest message;
@@ -252,6 +263,9 @@
   const enrolForm = $("enrol-form");
   const confirmForm = $("confirm-form");
   const recovery = $("recovery");
+  const totpManage = $("totp-manage");
+  const codesForm = $("codes-form");
+  const disableForm = $("disable-form");
 
   /** Shows one of the signed-out forms ("sign-in", "sign-up", "mfa") with its heading. */
   function showSignedOut(form) {
@@ -274,7 +288,9 @@
   function forget(message, kind = "error") {
     tokens = null;
     mfaToken = null;
-    for (const form of [signInForm, signUpForm, mfaForm, enrolForm, confirmForm, $("password-form")]) form.reset();
+    for (const form of [signInForm, signUpForm, mfaForm, enrolForm, confirmForm, codesForm, disableForm, $("password-form")]) {
+      form.reset();
+    }
     for (const id of ["signed-in-email", "email-verified", "sessions", "events", "totp-state", "totp-secret", "recovery-codes"]) {
       $(id).replaceChildren();
     }
@@ -283,6 +299,7 @@
     delete $("totp-state").dataset.state;
     confirmForm.hidden = true;
     recovery.hidden = true;
+    totpManage.hidden = true;
     showSignedOut("sign-in");
     if (message) show(message, kind);
     else show("");
@@ -361,7 +378,11 @@
     const state = $("totp-state");
     state.dataset.state = mfa.totp;
     if (mfa.totp === "active") {
-      state.textContent = `Active: signing in asks for a code from your authenticator app. Recovery codes left: ${mfa.recovery_codes_left}.`;
+      const left = document.createElement("strong");
+      left.id = "codes-left";
+      left.textContent = String(mfa.recovery_codes_left);
+      state.replaceChildren("Active: signing in asks for a code from your authenticator app. Recovery codes left: ", left, ".");
+      if (mfa.recovery_codes_left <= 3) state.append(" Running low: make new ones below.");
     } else if (mfa.totp === "pending" && !confirmForm.hidden) {
       state.textContent = SETTING_UP;
     } else if (mfa.totp === "pending") {
@@ -370,6 +391,7 @@
       state.textContent = "Off: signing in needs only your password.";
     }
     enrolForm.hidden = mfa.totp === "active" || !confirmForm.hidden;
+    totpManage.hidden = mfa.totp !== "active";
   }
 
   async function loadSessions() {
@@ -393,6 +415,24 @@
     const results = await Promise.allSettled([loadMe(), loadSessions(), loadEvents(), loadMfa()]);
     const failed = results.find((result) => result.status === "rejected");
     if (failed) report(failed.reason);
+  }
+
+  /** The second factor typed in a code field: six digits come from the app, anything else is a recovery code. */
+  function secondFactor(typed) {
+    const value = typed.trim();
+    const digits = value.replace(/\s/g, "");
+    return /^\d{6}$/.test(digits) ? { totp_code: digits } : { recovery_code: value };
+  }
+
+  /** Shows `codes` (new recovery codes) in #recovery with the note to store them. */
+  function showRecoveryCodes(codes) {
+    const items = codes.map((code) => {
+      const item = document.createElement("li");
+      item.textContent = code;
+      return item;
+    });
+    $("recovery-codes").replaceChildren(...items);
+    recovery.hidden = false;
   }
 
   /** Signed in with `pair`: shows the account. */
@@ -462,12 +502,7 @@
   mfaForm.addEventListener("submit", (event) => {
     event.preventDefault();
     busy($("mfa-submit"), async () => {
-      const value = $("mfa-code").value.trim();
-      const digits = value.replace(/\s/g, "");
-      // Six digits come from the app; anything else is a recovery code.
-      const payload = /^\d{6}$/.test(digits)
-        ? { mfa_token: mfaToken, totp_code: digits }
-        : { mfa_token: mfaToken, recovery_code: value };
+      const payload = { mfa_token: mfaToken, ...secondFactor($("mfa-code").value) };
       show("Checking the code\u2026");
       try {
         await enter(await call("POST", "/api/v1/auth/mfa/verify", payload), "Signed in.");
@@ -566,15 +601,59 @@
       confirmForm.hidden = true;
       $("totp-qr").removeAttribute("src");
       $("totp-secret").replaceChildren();
-      const codes = (result.recovery_codes ?? []).map((code) => {
-        const item = document.createElement("li");
-        item.textContent = code;
-        return item;
-      });
-      $("recovery-codes").replaceChildren(...codes);
-      recovery.hidden = false;
+      showRecoveryCodes(result.recovery_codes ?? []);
       show("Two-step sign-in is on. Store your recovery codes now.", "success");
       await Promise.all([loadMfa(), loadEvents()]);
+    });
+  });
+
+  /**
+   * POSTs the current password and the second factor typed in the fields
+   * `#<prefix>-password` and `#<prefix>-code` to `path`; resolves to the
+   * body. On a refusal selects the field at fault; when the factor is gone
+   * meanwhile (another tab turned it off) re-reads the state.
+   */
+  async function withBothFactors(prefix, path) {
+    const password = $(`${prefix}-password`);
+    const code = $(`${prefix}-code`);
+    try {
+      return await authed("POST", path, { current_password: password.value, ...secondFactor(code.value) });
+    } catch (error) {
+      if (error instanceof ApiError && error.code === "wrong_password") password.select();
+      else if (error instanceof ApiError && error.code === "no_second_factor") await loadMfa().catch(() => {});
+      else code.select();
+      throw error;
+    }
+  }
+
+  codesForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy($("codes-new"), async () => {
+      show("Making new recovery codes\u2026");
+      const result = await withBothFactors("codes", "/api/v1/users/me/mfa/recovery-codes");
+      codesForm.reset();
+      disableForm.reset();
+      showRecoveryCodes(result.recovery_codes ?? []);
+      show("New recovery codes made; the old ones no longer work. Store the new ones now.", "success");
+      await Promise.all([loadMfa(), loadEvents()]);
+    });
+  });
+
+  disableForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    busy($("totp-disable"), async () => {
+      show("Turning off two-step sign-in\u2026");
+      await withBothFactors("disable", "/api/v1/users/me/mfa/totp/disable");
+      codesForm.reset();
+      disableForm.reset();
+      // The recovery codes stopped working with the factor.
+      $("recovery-codes").replaceChildren();
+      recovery.hidden = true;
+      totpManage.hidden = true;
+      show("Two-step sign-in is off; your other sessions were signed out.", "success");
+      // The button pressed is gone: keep the focus in this panel.
+      $("mfa-heading").focus();
+      await Promise.all([loadMfa(), loadSessions(), loadEvents()]);
     });
   });
 

@@ -1,5 +1,6 @@
 //! The account page at `/account` (sign in with a password and a second
-//! factor, sessions, events, TOTP enrolment, password change: an example
+//! factor, sessions, events, TOTP on and off, recovery codes, password
+//! change: an example
 //! client of the public API that keeps its tokens in memory only) and the
 //! pages the emailed links open, `/account/verify-email` and
 //! `/account/reset-password`, with their scripts and stylesheet. Plain HTML
